@@ -1,0 +1,61 @@
+"""Every error leaves the API in one shape: `{"error": {type, code, message, param}}`."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from shared.errors import AppError
+
+log = logging.getLogger(__name__)
+
+
+def _body(error_type: str, code: str, message: str, param: str | None) -> dict[str, object]:
+    return {"error": {"type": error_type, "code": code, "message": message, "param": param}}
+
+
+async def _app_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, AppError)
+    return JSONResponse(exc.to_dict(), status_code=exc.status_code, headers=exc.headers)
+
+
+async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    first = exc.errors()[0]
+    location = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path")]
+    param = ".".join(location) or None
+    message = first.get("msg", "invalid request")
+    if param:
+        message = f"{param}: {message}"
+    return JSONResponse(
+        _body("invalid_request_error", "invalid_value", message, param), status_code=422
+    )
+
+
+async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    return JSONResponse(
+        _body("invalid_request_error", code, str(exc.detail), None),
+        status_code=exc.status_code,
+        headers=getattr(exc, "headers", None),
+    )
+
+
+async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error: %s", type(exc).__name__)
+    return JSONResponse(
+        _body("server_error", "internal_error", "internal server error", None), status_code=500
+    )
+
+
+def install(app: FastAPI) -> None:
+    """Map AppError, validation errors, HTTP errors and the unexpected to JSON once."""
+    app.add_exception_handler(AppError, _app_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,56 @@
+"""The FastAPI app: routers, error mapping, and (embedded mode) the worker and the emulator."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from services.api import errors
+from services.api.routers import admin, datasets, health, jobs, teams, webhooks
+from shared.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+
+def _embedded_lifespan(settings: Settings):  # type: ignore[no-untyped-def]
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if settings.is_sqlite:
+            from shared.migrate import upgrade
+
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+            upgrade(settings.resolved_database_url)  # embedded mode migrates its own file
+        if not settings.runs_embedded_worker:
+            yield
+            return
+        from services.worker.embedded import EmbeddedRuntime
+
+        with EmbeddedRuntime():
+            yield
+
+    return lifespan
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the API for the given (or configured) settings."""
+    settings = settings or get_settings()
+    app = FastAPI(
+        title="ftq",
+        version="0.1.0",
+        lifespan=_embedded_lifespan(settings),
+        description="Fine-tuning job gateway",
+    )
+    errors.install(app)
+    for module in (health, admin, teams, datasets, jobs, webhooks):
+        app.include_router(module.router)
+    if settings.provider == "emulator" and settings.emulator_url is None:
+        from services.emulator.app import create_app as create_emulator
+
+        app.mount("/emulator", create_emulator(speed=settings.emulator_speed))
+    return app
+
+
+app = create_app()

@@ -1,0 +1,37 @@
+"""Admin: teams and their keys (admin token)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, status
+
+from services.api.deps import AdminDep, SessionDep
+from services.api.uow import commit
+from shared.teams import service
+from shared.teams.schemas import ApiKeyCreated, TeamCreate, TeamCreated
+
+router = APIRouter(prefix="/v1/admin", tags=["admin"])
+
+
+@router.post("/teams", status_code=status.HTTP_201_CREATED, response_model=TeamCreated)
+def create_team(data: TeamCreate, session: SessionDep, _: AdminDep) -> TeamCreated:
+    """Create a team; its first key and signing secret are shown only here."""
+    created = service.create_team(session, data)
+    commit(session)
+    return created
+
+
+@router.post(
+    "/teams/{team_id}/keys", status_code=status.HTTP_201_CREATED, response_model=ApiKeyCreated
+)
+def issue_key(team_id: str, session: SessionDep, _: AdminDep) -> ApiKeyCreated:
+    """Issue another key for a team."""
+    key = service.issue_key(session, team_id)
+    commit(session)
+    return key
+
+
+@router.delete("/teams/{team_id}/keys/{key_id}", status_code=status.HTTP_204_NO_CONTENT)
+def revoke_key(team_id: str, key_id: str, session: SessionDep, _: AdminDep) -> None:
+    """Revoke a key at once."""
+    service.revoke_key(session, team_id, key_id)
+    commit(session)

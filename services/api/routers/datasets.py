@@ -1,0 +1,88 @@
+"""Datasets: streamed upload, list, read with report, download, delete."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response, status
+from fastapi.responses import StreamingResponse
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from services.api.deps import AfterQuery, LimitQuery, SessionDep, TeamDep
+from services.api.uow import commit
+from services.api.uploads import receive_upload
+from shared.datasets import service
+from shared.datasets.schemas import Dataset, DatasetCreate
+from shared.errors import Unprocessable
+from shared.pagination import Page
+from shared.settings import get_settings
+from shared.storage import get_blob_store
+
+router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
+
+
+def _fields(raw: dict[str, str]) -> DatasetCreate:
+    try:
+        return DatasetCreate.model_validate({k: v for k, v in raw.items() if v != ""})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        param = ".".join(str(p) for p in first["loc"]) or None
+        raise Unprocessable(f"{param}: {first['msg']}", param=param) from exc
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=Dataset)
+async def upload_dataset(
+    request: Request, response: Response, session: SessionDep, team: TeamDep
+) -> Dataset:
+    """Upload a JSONL file (multipart field `file`); the same bytes return the existing one."""
+    store = get_blob_store()
+    upload = await receive_upload(
+        request, store, f"datasets/{team.id}", get_settings().max_upload_bytes
+    )
+    try:
+        fields = _fields(upload.fields)
+    except Unprocessable:
+        store.delete(upload.blob.key)
+        raise
+    dataset, created = await run_in_threadpool(
+        service.create, session, team, upload.blob, upload.filename, fields
+    )
+    await run_in_threadpool(commit, session)
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    return Dataset.model_validate(dataset)
+
+
+@router.get("", response_model=Page[Dataset])
+def list_datasets(
+    session: SessionDep, team: TeamDep, limit: LimitQuery = 20, after: AfterQuery = None
+) -> Page[Dataset]:
+    """The team's datasets, newest first."""
+    rows, more = service.list_page(session, team, limit=limit, after=after)
+    return Page(
+        data=[Dataset.model_validate(r).model_copy(update={"report": None}) for r in rows],
+        has_more=more,
+    )
+
+
+@router.get("/{dataset_id}", response_model=Dataset)
+def read_dataset(dataset_id: str, session: SessionDep, team: TeamDep) -> Dataset:
+    """One dataset with its validation report."""
+    return Dataset.model_validate(service.get(session, team, dataset_id))
+
+
+@router.get("/{dataset_id}/content")
+def download_dataset(dataset_id: str, session: SessionDep, team: TeamDep) -> StreamingResponse:
+    """The file as uploaded."""
+    dataset = service.get(session, team, dataset_id)
+    return StreamingResponse(
+        get_blob_store().iter_bytes(dataset.blob_key),
+        media_type="application/jsonl",
+        headers={"content-disposition": f'attachment; filename="{dataset.name}"'},
+    )
+
+
+@router.delete("/{dataset_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_dataset(dataset_id: str, session: SessionDep, team: TeamDep) -> None:
+    """Delete a dataset no job refers to."""
+    service.delete(session, team, dataset_id)
+    commit(session)

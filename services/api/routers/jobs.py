@@ -1,0 +1,69 @@
+"""Jobs: create, list, read, cancel, events."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
+
+from services.api.deps import AfterQuery, LimitQuery, SessionDep, TeamDep
+from services.api.uow import commit
+from shared.jobs import service
+from shared.jobs.schemas import Job, JobCreate, JobEvent, JobStatus, MetricPoint
+from shared.pagination import Page
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=Job)
+def create_job(data: JobCreate, session: SessionDep, team: TeamDep) -> Job:
+    """Queue a fine-tuning job; it starts once its datasets are valid."""
+    job = service.create(session, team, data)
+    commit(session)
+    return service.to_schema(session, job)
+
+
+@router.get("", response_model=Page[Job])
+def list_jobs(
+    session: SessionDep,
+    team: TeamDep,
+    limit: LimitQuery = 20,
+    after: AfterQuery = None,
+    status: JobStatus | None = None,
+) -> Page[Job]:
+    """The team's jobs, newest first, optionally by status."""
+    rows, more = service.list_page(session, team, status=status, limit=limit, after=after)
+    return Page(data=[service.to_schema(session, r) for r in rows], has_more=more)
+
+
+@router.get("/{job_id}", response_model=Job)
+def read_job(job_id: str, session: SessionDep, team: TeamDep) -> Job:
+    """One job."""
+    return service.to_schema(session, service.get(session, team, job_id))
+
+
+@router.post("/{job_id}/cancel", response_model=Job)
+def cancel_job(job_id: str, session: SessionDep, team: TeamDep) -> Job:
+    """Cancel a job that has not finished (also at the provider)."""
+    job = service.cancel(session, team, job_id)
+    commit(session)
+    return service.to_schema(session, job)
+
+
+@router.get("/{job_id}/events", response_model=Page[JobEvent])
+def list_events(
+    job_id: str,
+    session: SessionDep,
+    team: TeamDep,
+    limit: LimitQuery = 100,
+    after: Annotated[int | None, Query()] = None,
+) -> Page[JobEvent]:
+    """ftq's and the provider's events, oldest first."""
+    rows, more = service.events_page(session, team, job_id, limit=limit, after=after)
+    return Page(data=[JobEvent.model_validate(r) for r in rows], has_more=more)
+
+
+@router.get("/{job_id}/metrics", response_model=Page[MetricPoint])
+def list_metrics(job_id: str, session: SessionDep, team: TeamDep) -> Page[MetricPoint]:
+    """Every training step's losses and token accuracies, in step order."""
+    return Page(data=service.metrics(session, team, job_id), has_more=False)

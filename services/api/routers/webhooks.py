@@ -1,0 +1,107 @@
+"""Webhook endpoints and the delivery log."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, status
+
+from services.api.deps import AfterQuery, LimitQuery, SessionDep, TeamDep
+from services.api.uow import commit
+from shared.pagination import Page
+from shared.webhooks import service
+from shared.webhooks.schemas import (
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookEndpointCreate,
+    WebhookEndpointUpdate,
+    WebhookEndpointWithSecret,
+)
+
+router = APIRouter(prefix="/v1", tags=["webhooks"])
+
+
+def _with_secret(endpoint: object, secret: str) -> WebhookEndpointWithSecret:
+    base = WebhookEndpoint.model_validate(endpoint).model_dump()
+    return WebhookEndpointWithSecret(**base, secret=secret)
+
+
+@router.post(
+    "/webhook-endpoints",
+    status_code=status.HTTP_201_CREATED,
+    response_model=WebhookEndpointWithSecret,
+)
+def create_endpoint(
+    data: WebhookEndpointCreate, session: SessionDep, team: TeamDep
+) -> WebhookEndpointWithSecret:
+    """Register an endpoint; its `whsec_` secret is shown only now."""
+    endpoint, secret = service.create_endpoint(session, team, data)
+    commit(session)
+    return _with_secret(endpoint, secret)
+
+
+@router.get("/webhook-endpoints", response_model=Page[WebhookEndpoint])
+def list_endpoints(
+    session: SessionDep, team: TeamDep, limit: LimitQuery = 20, after: AfterQuery = None
+) -> Page[WebhookEndpoint]:
+    """The team's endpoints."""
+    rows, more = service.list_endpoints(session, team, limit=limit, after=after)
+    return Page(data=[WebhookEndpoint.model_validate(r) for r in rows], has_more=more)
+
+
+@router.get("/webhook-endpoints/{endpoint_id}", response_model=WebhookEndpoint)
+def read_endpoint(endpoint_id: str, session: SessionDep, team: TeamDep) -> WebhookEndpoint:
+    """One endpoint (without its secret)."""
+    return WebhookEndpoint.model_validate(service.get_endpoint(session, team, endpoint_id))
+
+
+@router.patch("/webhook-endpoints/{endpoint_id}", response_model=WebhookEndpoint)
+def update_endpoint(
+    endpoint_id: str, data: WebhookEndpointUpdate, session: SessionDep, team: TeamDep
+) -> WebhookEndpoint:
+    """Change URL, subscriptions, description or disabled."""
+    endpoint = service.update_endpoint(session, team, endpoint_id, data)
+    commit(session)
+    return WebhookEndpoint.model_validate(endpoint)
+
+
+@router.delete("/webhook-endpoints/{endpoint_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_endpoint(endpoint_id: str, session: SessionDep, team: TeamDep) -> None:
+    """Remove an endpoint."""
+    service.delete_endpoint(session, team, endpoint_id)
+    commit(session)
+
+
+@router.post(
+    "/webhook-endpoints/{endpoint_id}/rotate-secret", response_model=WebhookEndpointWithSecret
+)
+def rotate_secret(
+    endpoint_id: str, session: SessionDep, team: TeamDep
+) -> WebhookEndpointWithSecret:
+    """A new secret; deliveries carry both signatures for 24 hours."""
+    endpoint, secret = service.rotate_secret(session, team, endpoint_id)
+    commit(session)
+    return _with_secret(endpoint, secret)
+
+
+@router.get("/webhook-deliveries", response_model=Page[WebhookDelivery])
+def list_deliveries(
+    session: SessionDep,
+    team: TeamDep,
+    limit: LimitQuery = 20,
+    after: AfterQuery = None,
+    job: str | None = None,
+    endpoint: str | None = None,
+    status: str | None = None,
+) -> Page[WebhookDelivery]:
+    """The delivery log, filtered by job, endpoint or status."""
+    rows, more = service.list_deliveries(
+        session, team, job_id=job, endpoint_id=endpoint, status=status, limit=limit, after=after
+    )
+    return Page(data=[WebhookDelivery.model_validate(r) for r in rows], has_more=more)
+
+
+@router.post("/webhook-deliveries/{delivery_id}/redeliver", response_model=WebhookDelivery)
+def redeliver(delivery_id: str, session: SessionDep, team: TeamDep) -> WebhookDelivery:
+    """Send a delivery again with the same webhook-id."""
+    delivery = service.redeliver(session, team, delivery_id)
+    commit(session)
+    return WebhookDelivery.model_validate(delivery)

@@ -1,0 +1,44 @@
+"""FastAPI app of the OpenAI emulator: a documented test double of OpenAI, never a trainer.
+
+Routes live under `/v1` (plus `/_emulator` controls), so mounted at `/emulator` the SDK's
+`base_url` is `http://host:port/emulator/v1`. `FTQ_EMULATOR_SPEED` sets the module-level app's
+speed factor (emulated seconds per real second, default 60).
+"""
+
+from __future__ import annotations
+
+import os
+
+from fastapi import FastAPI
+
+from .errors import install_error_handlers
+from .middleware import EmulatorMiddleware
+from .routes.admin import admin_router
+from .routes.chat import chat_router
+from .routes.files import files_router
+from .routes.jobs import jobs_router
+from .store import EmulatorState
+
+
+def create_app(speed: float = 60.0, org_slug: str = "emulator") -> FastAPI:
+    """A fresh emulator with its own in-memory state."""
+    if speed <= 0:
+        raise ValueError("speed must be positive")
+    state = EmulatorState(speed=speed, org_slug=org_slug)
+    app = FastAPI(
+        title="OpenAI emulator (test double)",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    app.state.emulator = state
+    install_error_handlers(app)
+    routers = [make(state) for make in (files_router, jobs_router, chat_router, admin_router)]
+    for router in routers:
+        app.include_router(router)
+    routes = [route for router in routers for route in router.routes]
+    app.add_middleware(EmulatorMiddleware, state=state, routes=routes)
+    return app
+
+
+app = create_app(speed=float(os.environ.get("FTQ_EMULATOR_SPEED", "60")))

@@ -1,0 +1,74 @@
+"""Deterministic chat answers of the emulator (a test double of OpenAI; no model runs).
+
+Rule, for the last user message of a request:
+- an `ft:` model whose job's training file taught an answer for exactly this prompt (the last
+  user turn, whitespace-trimmed) replies with that answer (for evals-style data: the "ideal");
+- otherwise, when the prompt lists multiple-choice options (lines starting "A." .. "E.", "A)" or
+  "(A)"), the reply is one of those letters picked by a hash of (model, prompt);
+- otherwise the reply is a fixed sentence naming the model and a hash of the prompt.
+So base models score about chance on multiple-choice evals, and fine-tuned models score 100% on
+prompts they were trained on and about chance on unseen ones.
+Usage counts tokens as characters / 4 (rounded up) plus 3 per message.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+from .datafile import last_user_text, message_text
+from .ids import stable_id, unit_float
+
+OPTION = re.compile(r"^\s*\(?([A-E])[.):]\s", re.MULTILINE)
+
+
+def options(prompt: str) -> list[str]:
+    """The option letters listed in a prompt, in order, when there are at least two."""
+    letters = list(dict.fromkeys(OPTION.findall(prompt)))
+    return letters if len(letters) >= 2 else []
+
+
+def answer(model: str, prompt: str, taught: dict[str, str]) -> str:
+    """The emulated reply to `prompt`."""
+    if prompt in taught:
+        return taught[prompt]
+    letters = options(prompt)
+    if letters:
+        return letters[int(unit_float(model, prompt) * len(letters))]
+    return f"Emulated reply from {model} ({stable_id('', 8, model, prompt)})."
+
+
+def tokens(text: str) -> int:
+    """Rough token count: characters / 4, rounded up."""
+    return math.ceil(len(text) / 4)
+
+
+def completion(
+    completion_id: str, model: str, messages: list[dict[str, Any]], taught: dict[str, str], now: int
+) -> dict[str, Any]:
+    """A `chat.completion` object."""
+    reply = answer(model, last_user_text(messages), taught)
+    prompt_tokens = sum(tokens(message_text(m.get("content"))) + 3 for m in messages)
+    completion_tokens = tokens(reply)
+    return {
+        "id": completion_id,
+        "object": "chat.completion",
+        "created": now,
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": reply, "refusal": None},
+                "logprobs": None,
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        },
+        "service_tier": "default",
+        "system_fingerprint": None,
+    }

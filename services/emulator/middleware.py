@@ -1,0 +1,111 @@
+"""Request plumbing of the emulator (a test double of OpenAI): ids, headers, counts, faults."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+
+from starlette.routing import BaseRoute, Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .errors import OpenAIError
+from .faults import lost_response, server_error
+from .store import EmulatorState
+
+
+def route_path(scope: Scope) -> str:
+    """The path inside this app (without the mount prefix)."""
+    path: str = scope["path"]
+    root = scope.get("root_path", "")
+    if root and path.startswith(root + "/"):
+        return path[len(root) :]
+    return path
+
+
+class EmulatorMiddleware:
+    """Adds `x-request-id` and rate-limit headers, counts calls, injects faults."""
+
+    def __init__(self, app: ASGIApp, state: EmulatorState, routes: list[BaseRoute]) -> None:
+        self.app = app
+        self.state = state
+        self.routes = routes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Handle one request."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        route = f"{scope['method']} {self._template(scope)}"
+        admin = route_path(scope).startswith("/_emulator")
+        headers, draw = self.state.on_request(route, _tokens(scope), admin)
+        headers["x-request-id"] = f"req_{uuid.uuid4().hex}"
+        if draw.latency_s:
+            await asyncio.sleep(draw.latency_s)
+        if draw.error is not None:
+            await _send_error(draw.error, headers, scope, receive, send)
+        elif draw.lose_response:
+            await self._handle_then_lose(scope, receive, send, headers)
+        else:
+            await self._forward(scope, receive, send, headers)
+
+    def _template(self, scope: Scope) -> str:
+        """The matching route's path template, e.g. `/v1/files/{file_id}`."""
+        partial = "unmatched"
+        for route in self.routes:
+            match, _ = route.matches(scope)
+            if match == Match.FULL:
+                return str(getattr(route, "path", "unmatched"))
+            if match == Match.PARTIAL and partial == "unmatched":
+                partial = str(getattr(route, "path", "unmatched"))
+        return partial
+
+    async def _forward(
+        self, scope: Scope, receive: Receive, send: Send, headers: dict[str, str]
+    ) -> None:
+        """Run the app, adding our headers; an unexpected crash becomes a 500 server_error."""
+        started = False
+
+        async def send_with_headers(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                extra = [(k.encode(), v.encode()) for k, v in headers.items()]
+                message = {**message, "headers": [*message.get("headers", []), *extra]}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_headers)
+        except Exception:
+            if started:
+                raise
+            await _send_error(server_error(500), headers, scope, receive, send)
+
+    async def _handle_then_lose(
+        self, scope: Scope, receive: Receive, send: Send, headers: dict[str, str]
+    ) -> None:
+        """Do the work, drop the answer, send a 502: the retry trap for non-idempotent POSTs."""
+
+        async def discard(_: Message) -> None:
+            return None
+
+        with contextlib.suppress(Exception):
+            await self.app(scope, receive, discard)
+        await _send_error(lost_response(), headers, scope, receive, send)
+
+
+async def _send_error(
+    error: OpenAIError, headers: dict[str, str], scope: Scope, receive: Receive, send: Send
+) -> None:
+    """Answer with an OpenAI error plus our headers."""
+    response = error.response()
+    response.headers.update(headers)
+    await response(scope, receive, send)
+
+
+def _tokens(scope: Scope) -> int:
+    """A request's token cost for the rate-limit headers: body bytes / 4."""
+    for name, value in scope.get("headers", []):
+        if name == b"content-length" and value.isdigit():
+            return int(value) // 4
+    return 0

@@ -1,0 +1,1 @@
+"""HTTP routes of the emulator (a test double of OpenAI), one module per resource."""

@@ -1,0 +1,89 @@
+"""The Celery app: one definition for the embedded worker and the production pools."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from celery import Celery
+from celery.signals import worker_process_init
+
+from shared.db import reset_engine
+from shared.settings import Settings, get_settings
+
+QUEUES = ("validate", "provider", "webhooks", "evals")
+TASK_MODULES = [
+    "services.worker.tasks.datasets",
+    "services.worker.tasks.jobs",
+    "services.worker.tasks.webhooks",
+    "services.worker.tasks.outbox",
+]
+ROUTES = {
+    "datasets.*": {"queue": "validate"},
+    "jobs.*": {"queue": "provider"},
+    "webhooks.*": {"queue": "webhooks"},
+    "evals.*": {"queue": "evals"},
+    "outbox.*": {"queue": "provider"},
+}
+# Longer than any task's hard time limit, so Redis never hands a running task to a second worker.
+VISIBILITY_TIMEOUT = 2 * 60 * 60
+TASK_TIME_LIMIT = 30 * 60
+
+
+def transport_options(settings: Settings) -> dict[str, Any]:
+    """Broker options: a fast poll for the in-memory broker, the visibility timeout for Redis."""
+    if settings.broker_url.startswith("memory"):
+        # kombu's memory transport polls once a second by default: far too slow in-process.
+        return {"polling_interval": 0.01}
+    return {"visibility_timeout": VISIBILITY_TIMEOUT}
+
+
+def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
+    """Sweeps that claim due rows from Postgres; no task waits in the broker for long."""
+    every = settings.sweep_interval_seconds
+    return {
+        "outbox-relay": {"task": "outbox.relay", "schedule": max(every, 1.0)},
+        "jobs-sweep": {"task": "jobs.sweep", "schedule": every},
+        "webhooks-sweep": {"task": "webhooks.sweep", "schedule": every},
+    }
+
+
+def create_celery(settings: Settings | None = None) -> Celery:
+    """Build the Celery app from settings."""
+    settings = settings or get_settings()
+    app = Celery("ftq", broker=settings.broker_url, include=TASK_MODULES)
+    options = transport_options(settings)
+    app.conf.update(
+        task_routes=ROUTES,
+        task_default_queue="provider",
+        task_acks_late=True,  # a task is acknowledged only after it ran: a crash re-runs it
+        task_reject_on_worker_lost=True,  # a killed worker's task goes back to the queue
+        worker_prefetch_multiplier=1,  # long tasks must not sit reserved behind each other
+        task_ignore_result=True,  # state lives in Postgres, not in a result backend
+        task_time_limit=TASK_TIME_LIMIT,  # below the visibility timeout, so no double run
+        task_soft_time_limit=TASK_TIME_LIMIT - 60,
+        broker_transport_options=options,
+        result_backend_transport_options=options,
+        broker_connection_retry_on_startup=True,
+        worker_enable_soft_shutdown_on_idle=True,
+        worker_soft_shutdown_timeout=60.0,  # give running tasks a minute after SIGTERM
+        worker_hijack_root_logger=False,
+        beat_schedule=beat_schedule(settings),
+        timezone="UTC",
+    )
+    return app
+
+
+celery_app = create_celery()
+app = celery_app
+
+
+@worker_process_init.connect
+def _fresh_engine_after_fork(**_: Any) -> None:
+    """Forked pool processes must not share the parent's database connections."""
+    reset_engine()
+
+
+def send(task: str, args: Sequence[Any]) -> None:
+    """Send a task by name to its queue (used by the outbox relay)."""
+    celery_app.send_task(task, args=list(args))

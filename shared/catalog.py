@@ -1,0 +1,147 @@
+"""The fine-tunable models in one table: context, encoding, training price, methods, shutdown.
+
+Prices are USD per 1M training tokens where OpenAI states them; `None` means OpenAI leaves the
+price to the account ("configurable"). Set `FTQ_TRAINING_PRICES` to a JSON object such as
+`{"gpt-4o-2024-08-06": 25.0}` to give or override a price (keys are model names or aliases).
+A context of `None` means OpenAI does not publish the training context: no length check is made.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, replace
+from datetime import date
+from typing import Literal
+
+from shared.errors import BadRequest
+
+Method = Literal["supervised", "dpo"]
+DataFormat = Literal["chat", "completion"]
+PRICES_ENV = "FTQ_TRAINING_PRICES"
+SHUTDOWN_2027 = date(2027, 1, 14)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """One fine-tunable base model."""
+
+    name: str
+    encoding: str
+    context: int | None
+    price_per_1m: float | None
+    methods: tuple[Method, ...]
+    format: DataFormat = "chat"
+    aliases: tuple[str, ...] = ()
+    vision: bool = False
+    shutdown: date | None = None
+
+    def supports(self, method: str) -> bool:
+        """Whether the model can be trained with `method` (supervised or dpo)."""
+        return method in self.methods
+
+
+class UnknownModel(BadRequest):
+    """A model name that is not in the catalog of fine-tunable models."""
+
+    code = "model_not_available"
+
+
+_SFT_DPO: tuple[Method, ...] = ("supervised", "dpo")
+_SFT: tuple[Method, ...] = ("supervised",)
+
+MODELS: tuple[ModelInfo, ...] = (
+    ModelInfo(
+        "gpt-4.1-2025-04-14",
+        "o200k_base",
+        None,
+        None,
+        _SFT_DPO,
+        aliases=("gpt-4.1",),
+        shutdown=SHUTDOWN_2027,
+    ),
+    ModelInfo(
+        "gpt-4.1-mini-2025-04-14",
+        "o200k_base",
+        None,
+        None,
+        _SFT_DPO,
+        aliases=("gpt-4.1-mini",),
+        shutdown=SHUTDOWN_2027,
+    ),
+    ModelInfo(
+        "gpt-4.1-nano-2025-04-14", "o200k_base", None, None, _SFT_DPO, aliases=("gpt-4.1-nano",)
+    ),
+    ModelInfo(
+        "gpt-4o-2024-08-06",
+        "o200k_base",
+        65_536,
+        None,
+        _SFT_DPO,
+        aliases=("gpt-4o",),
+        vision=True,
+        shutdown=SHUTDOWN_2027,
+    ),
+    ModelInfo(
+        "gpt-4o-mini-2024-07-18",
+        "o200k_base",
+        65_536,
+        3.00,
+        _SFT_DPO,
+        aliases=("gpt-4o-mini",),
+        shutdown=SHUTDOWN_2027,
+    ),
+    ModelInfo("gpt-3.5-turbo-0125", "cl100k_base", 16_385, 8.00, _SFT, aliases=("gpt-3.5-turbo",)),
+    ModelInfo("gpt-3.5-turbo-1106", "cl100k_base", 16_385, None, _SFT),
+    ModelInfo("gpt-3.5-turbo-0613", "cl100k_base", 4_096, None, _SFT),
+    ModelInfo("babbage-002", "cl100k_base", None, None, _SFT, format="completion"),
+    ModelInfo("davinci-002", "cl100k_base", None, None, _SFT, format="completion"),
+)
+
+_BY_NAME: dict[str, ModelInfo] = {
+    key: info for info in MODELS for key in (info.name, *info.aliases)
+}
+
+
+def base_model_name(name: str) -> str:
+    """The base of a fine-tuned name: `ft:gpt-4o-mini-2024-07-18:org:sfx:id` -> the snapshot."""
+    name = name.strip()
+    if name.startswith("ft:"):
+        parts = name.split(":")
+        return parts[1] if len(parts) > 1 else ""
+    return name
+
+
+def _price_overrides() -> dict[str, float]:
+    """Prices from `FTQ_TRAINING_PRICES`, keyed by canonical model name."""
+    raw = os.environ.get(PRICES_ENV, "").strip()
+    if not raw:
+        return {}
+    try:
+        values = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{PRICES_ENV} must be a JSON object of model -> USD per 1M") from exc
+    if not isinstance(values, dict):
+        raise ValueError(f"{PRICES_ENV} must be a JSON object of model -> USD per 1M")
+    return {
+        _BY_NAME[key].name if key in _BY_NAME else key: float(price)
+        for key, price in values.items()
+    }
+
+
+def get_model(name: str) -> ModelInfo:
+    """The catalog entry for a snapshot, an alias or an `ft:` model (by its base)."""
+    info = _BY_NAME.get(base_model_name(name))
+    if info is None:
+        known = ", ".join(m.name for m in MODELS)
+        raise UnknownModel(
+            f"Model {name!r} cannot be fine-tuned here; fine-tunable models: {known}",
+            param="model",
+        )
+    price = _price_overrides().get(info.name)
+    return info if price is None else replace(info, price_per_1m=price)
+
+
+def list_models() -> list[ModelInfo]:
+    """Every fine-tunable model, prices overrides applied."""
+    return [get_model(info.name) for info in MODELS]

@@ -1,0 +1,81 @@
+"""The `ftq` console script: serve, demo, migrate, and the offline dataset tools."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(help="ftq: fine-tuning job gateway", no_args_is_help=True)
+console = Console()
+
+
+@app.command()
+def up(
+    host: Annotated[str | None, typer.Option(help="bind address (FTQ_HOST)")] = None,
+    port: Annotated[int | None, typer.Option(help="port (FTQ_PORT)")] = None,
+) -> None:
+    """Serve ftq; with no configuration, the embedded stack (SQLite, in-process worker)."""
+    import uvicorn
+
+    if host:
+        os.environ["FTQ_HOST"] = host
+    if port:
+        os.environ["FTQ_PORT"] = str(port)
+    from shared.settings import get_settings, reset_settings
+
+    reset_settings()
+    settings = get_settings()
+    from services.api.main import create_app
+
+    console.print(
+        f"ftq serving on {settings.base_url} (database "
+        f"{'SQLite' if settings.is_sqlite else 'PostgreSQL'}, provider "
+        f"{settings.provider})"
+    )
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+
+
+@app.command()
+def demo(
+    data_dir: Annotated[Path | None, typer.Option(help="where the demo keeps its state")] = None,
+) -> None:
+    """Start the embedded stack, run one fine-tuning job end to end and show what happened."""
+    from shared.demo.runner import run_demo
+
+    folder = data_dir or Path(os.environ.get("FTQ_DATA_DIR", ".ftq")) / "demo" / str(
+        int(time.time())
+    )
+    result = run_demo(folder, console)
+    ok = result["job"]["status"] == "succeeded" and result["webhook"]["verified"]
+    console.print("[bold green]demo complete[/]" if ok else "[bold red]demo failed[/]")
+    raise typer.Exit(0 if ok else 1)
+
+
+@app.command()
+def migrate(
+    revision: Annotated[str, typer.Argument(help="target revision")] = "head",
+) -> None:
+    """Apply database migrations (production runs this as a separate step)."""
+    from shared.migrate import upgrade
+    from shared.settings import get_settings
+
+    settings = get_settings()
+    if settings.is_sqlite:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.resolved_database_url, revision)
+    console.print(f"database at {revision}")
+
+
+def _register_dataset_commands() -> None:
+    from shared.datasets.cli import datasets_cli
+
+    for command in datasets_cli.registered_commands:
+        app.registered_commands.append(command)
+
+
+_register_dataset_commands()

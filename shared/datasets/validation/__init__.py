@@ -1,0 +1,28 @@
+"""Dataset validation: every finding with its line, token statistics, epochs and cost."""
+
+from shared.datasets.validation.codes import ERRORS, WARNINGS
+from shared.datasets.validation.core import sniff_format, validate_file
+from shared.datasets.validation.report import (
+    Distribution,
+    Finding,
+    Findings,
+    Histogram,
+    TokenStats,
+    ValidationReport,
+)
+from shared.datasets.validation.stats import auto_n_epochs, estimate_cost
+
+__all__ = [
+    "ERRORS",
+    "WARNINGS",
+    "Distribution",
+    "Finding",
+    "Findings",
+    "Histogram",
+    "TokenStats",
+    "ValidationReport",
+    "auto_n_epochs",
+    "estimate_cost",
+    "sniff_format",
+    "validate_file",
+]

@@ -1,0 +1,134 @@
+"""`ftq demo`: the whole path once, on the embedded stack, with a signed webhook at the end."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from shared.client import FtqClient
+from shared.receiver import WebhookReceiver
+from shared.serving import free_port, serve_in_thread
+
+DEMO_DATASET = "unit_conversions.jsonl"
+
+
+def demo_environment(data_dir: Path, port: int) -> dict[str, str]:
+    """Settings for a fast, self-contained demo run."""
+    return {
+        "FTQ_DATA_DIR": str(data_dir),
+        "FTQ_PORT": str(port),
+        "FTQ_HOST": "127.0.0.1",
+        "FTQ_POLL_INTERVAL_SECONDS": "0.5",
+        "FTQ_SWEEP_INTERVAL_SECONDS": "0.5",
+        "FTQ_EMULATOR_SPEED": os.environ.get("FTQ_EMULATOR_SPEED", "120"),
+        "FTQ_WEBHOOK_ALLOW_HOSTS": '["127.0.0.1"]',
+    }
+
+
+def run_demo(data_dir: Path, console: Console) -> dict[str, Any]:
+    """Start the embedded stack, run one job end to end, return what happened."""
+    port = free_port()
+    os.environ.update(demo_environment(data_dir, port))
+    from shared.db import reset_engine
+    from shared.settings import get_settings, reset_settings
+
+    reset_settings()
+    reset_engine()
+    from services.api.main import create_app
+
+    settings = get_settings()
+    console.print(f"[bold]ftq demo[/] data in {data_dir}, API on {settings.base_url}")
+    server = serve_in_thread(create_app(settings), port=port)
+    receiver = WebhookReceiver().start()
+    try:
+        return _walk(server.url, settings.admin_token.get_secret_value(), receiver, console)
+    finally:
+        receiver.stop()
+        server.stop()
+
+
+def _walk(
+    url: str, admin_token: str, receiver: WebhookReceiver, console: Console
+) -> dict[str, Any]:
+    admin = FtqClient(url, admin_token)
+    team = admin.create_team(f"demo-{int(time.time())}")
+    console.print(f"created team {team['id']} (key {team['api_key']['prefix']}…)")
+    client = FtqClient(url, team["api_key"]["key"])
+    endpoint = client.request(
+        "POST",
+        "/v1/webhook-endpoints",
+        json={"url": receiver.url, "events": ["job.succeeded", "job.failed", "job.cancelled"]},
+    )
+    receiver.secrets.append(endpoint["secret"])
+    console.print(f"webhook endpoint {endpoint['id']} -> {receiver.url}")
+    dataset = _upload(client, console)
+    job = client.request(
+        "POST",
+        "/v1/jobs",
+        json={
+            "model": "gpt-4o-mini-2024-07-18",
+            "training_dataset": dataset["id"],
+            "suffix": "gauge",
+        },
+    )
+    console.print(f"job {job['id']} queued")
+    final = client.wait_job(
+        job["id"],
+        on_change=lambda j: console.print(
+            f"  status {j['status']:<10} provider {j.get('provider_status') or '-'}"
+        ),
+    )
+    hook = receiver.wait_for(f"job.{final['status']}")
+    events = client.list_all(f"/v1/jobs/{job['id']}/events")
+    _print_summary(console, final, hook, events)
+    return {
+        "team": team["id"],
+        "dataset": dataset,
+        "job": final,
+        "webhook": {
+            "id": hook.headers.get("webhook-id"),
+            "verified": hook.verified,
+            "event": hook.event,
+        },
+    }
+
+
+def _upload(client: FtqClient, console: Console) -> dict[str, Any]:
+    source = resources.files("shared.demo").joinpath(DEMO_DATASET)
+    with resources.as_file(source) as path:
+        created = client.upload_dataset(Path(path), name=DEMO_DATASET)
+    console.print(
+        f"uploaded {created['id']} ({created['bytes']} bytes, sha256 "
+        f"{created['sha256'][:12]}…), validating"
+    )
+    dataset = client.wait_dataset(created["id"])
+    report = dataset.get("report") or {}
+    console.print(
+        f"dataset {dataset['status']}: {report.get('n_examples')} examples, "
+        f"{report.get('billing_tokens_per_epoch')} billing tokens per epoch, "
+        f"auto epochs {report.get('auto_n_epochs')}, estimated cost "
+        f"${report.get('estimated_cost_usd')}"
+    )
+    return dataset
+
+
+def _print_summary(
+    console: Console, job: dict[str, Any], hook: Any, events: list[dict[str, Any]]
+) -> None:
+    metrics = [e for e in events if e["type"] == "metrics"]
+    console.print(
+        f"job {job['id']} {job['status']}: fine-tuned model "
+        f"[bold]{job.get('fine_tuned_model')}[/], {len(events)} events "
+        f"({len(metrics)} metric steps)"
+    )
+    mark = "[green]verified[/]" if hook.verified else "[red]NOT verified[/]"
+    console.print(
+        f"webhook {hook.event['type']} id {hook.headers.get('webhook-id')} signature {mark}"
+    )
+    console.print_json(json.dumps(hook.event))

@@ -1,0 +1,155 @@
+"""Job API shapes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+JobStatus = Literal[
+    "queued", "uploading", "submitted", "running", "succeeded", "failed", "cancelled"
+]
+TERMINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
+ACTIVE_STATUSES = frozenset({"queued", "uploading", "submitted", "running"})
+
+Auto = Literal["auto"]
+
+
+class Hyperparameters(BaseModel):
+    """Each value a number or "auto", as OpenAI takes them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    n_epochs: Auto | int = Field(default="auto")
+    batch_size: Auto | int = Field(default="auto")
+    learning_rate_multiplier: Auto | float = Field(default="auto")
+    beta: Auto | float | None = None
+
+    @field_validator("n_epochs")
+    @classmethod
+    def _epochs(cls, value: Auto | int) -> Auto | int:
+        if value != "auto" and not 1 <= int(value) <= 50:
+            raise ValueError("n_epochs must be between 1 and 50 or 'auto'")
+        return value
+
+    @field_validator("batch_size")
+    @classmethod
+    def _batch(cls, value: Auto | int) -> Auto | int:
+        if value != "auto" and not 1 <= int(value) <= 256:
+            raise ValueError("batch_size must be between 1 and 256 or 'auto'")
+        return value
+
+    @field_validator("learning_rate_multiplier")
+    @classmethod
+    def _lr(cls, value: Auto | float) -> Auto | float:
+        if value != "auto" and float(value) <= 0:
+            raise ValueError("learning_rate_multiplier must be greater than 0 or 'auto'")
+        return value
+
+
+class Method(BaseModel):
+    """Supervised fine-tuning or DPO, with hyperparameters."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["supervised", "dpo"] = "supervised"
+    hyperparameters: Hyperparameters = Field(default_factory=Hyperparameters)
+
+    def to_provider(self) -> dict[str, Any]:
+        """OpenAI's `method` body."""
+        params = self.hyperparameters.model_dump(exclude_none=True)
+        if self.type != "dpo":
+            params.pop("beta", None)
+        return {"type": self.type, self.type: {"hyperparameters": params}}
+
+
+class JobCreate(BaseModel):
+    """A fine-tuning request."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(min_length=1, max_length=200)
+    training_dataset: str = Field(min_length=1)
+    validation_dataset: str | None = None
+    provider: str | None = None
+    method: Method = Field(default_factory=Method)
+    suffix: str | None = Field(default=None, min_length=1, max_length=64)
+    seed: int | None = Field(default=None, ge=0, le=2147483647)
+    metadata: dict[str, str] = Field(default_factory=dict)
+    webhook_url: str | None = Field(default=None, max_length=2000)
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata(cls, value: dict[str, str]) -> dict[str, str]:
+        if len(value) > 15:
+            raise ValueError("metadata holds at most 15 pairs (ftq uses the 16th)")
+        for key, item in value.items():
+            if len(key) > 64 or len(item) > 512:
+                raise ValueError(f"metadata key {key!r}: keys <= 64, values <= 512 characters")
+        return value
+
+
+class JobError(BaseModel):
+    """Why a job failed."""
+
+    code: str
+    message: str | None
+
+
+class Job(BaseModel):
+    """A job as the team sees it."""
+
+    object: Literal["job"] = "job"
+    id: str
+    status: JobStatus
+    queue_position: int | None = None
+    model: str
+    provider: str
+    training_dataset: str
+    validation_dataset: str | None
+    method: dict[str, Any]
+    suffix: str | None
+    seed: int | None
+    metadata: dict[str, Any]
+    webhook_url: str | None
+    provider_job_id: str | None
+    provider_status: str | None
+    fine_tuned_model: str | None
+    trained_tokens: int | None
+    estimated_cost_usd: Decimal | None
+    error: JobError | None
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class JobEvent(BaseModel):
+    """One line of a job's timeline."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    object: Literal["job.event"] = "job.event"
+    id: int
+    source: str
+    level: str
+    type: str
+    message: str
+    data: dict[str, Any] | None
+    created_at: datetime
+
+
+class MetricPoint(BaseModel):
+    """Training metrics at one step, as the provider reported them."""
+
+    object: Literal["job.metric"] = "job.metric"
+    step: int
+    total_steps: int | None = None
+    train_loss: float | None = None
+    train_mean_token_accuracy: float | None = None
+    valid_loss: float | None = None
+    valid_mean_token_accuracy: float | None = None
+    full_valid_loss: float | None = None
+    full_valid_mean_token_accuracy: float | None = None

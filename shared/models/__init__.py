@@ -1,0 +1,25 @@
+"""ORM models, one file per table."""
+
+from shared.models.api_key import ApiKey
+from shared.models.base import Base
+from shared.models.dataset import Dataset
+from shared.models.job import Job
+from shared.models.job_event import JobEvent
+from shared.models.outbox import OutboxMessage
+from shared.models.team import Team
+from shared.models.webhook_attempt import WebhookAttempt
+from shared.models.webhook_delivery import WebhookDelivery
+from shared.models.webhook_endpoint import WebhookEndpoint
+
+__all__ = [
+    "ApiKey",
+    "Base",
+    "Dataset",
+    "Job",
+    "JobEvent",
+    "OutboxMessage",
+    "Team",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
+]

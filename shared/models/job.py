@@ -1,0 +1,52 @@
+"""Fine-tuning jobs: our record of a provider job and everything needed to follow it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, Numeric, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from shared.models.base import Base, CreatedAtMixin
+from shared.timeutil import utcnow
+
+
+class Job(CreatedAtMixin, Base):
+    """A team's fine-tuning request and its mirrored provider state."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        Index("ix_jobs_status_next_poll_at", "status", "next_poll_at"),
+        Index("ix_jobs_team_id_created_at", "team_id", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    team_id: Mapped[str] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(20), default="queued")
+    provider: Mapped[str] = mapped_column(String(40))
+    model: Mapped[str] = mapped_column(String(200))
+    training_dataset_id: Mapped[str] = mapped_column(ForeignKey("datasets.id"))
+    validation_dataset_id: Mapped[str | None] = mapped_column(
+        ForeignKey("datasets.id"), nullable=True
+    )
+    method: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    suffix: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    seed: Mapped[int | None] = mapped_column(nullable=True)
+    job_metadata: Mapped[dict[str, Any]] = mapped_column("metadata", default=dict)
+    webhook_url: Mapped[str | None] = mapped_column(String(2000), nullable=True)
+    provider_job_id: Mapped[str | None] = mapped_column(String(100), nullable=True, index=True)
+    provider_status: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    fine_tuned_model: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    trained_tokens: Mapped[int | None] = mapped_column(nullable=True)
+    estimated_cost_usd: Mapped[Decimal | None] = mapped_column(Numeric(12, 4), nullable=True)
+    error_code: Mapped[str | None] = mapped_column(String(60), nullable=True)
+    error_message: Mapped[str | None] = mapped_column(Text, nullable=True)
+    event_cursor: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    next_poll_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    poll_interval_seconds: Mapped[float] = mapped_column(default=15.0)
+    submit_attempts: Mapped[int] = mapped_column(default=0)
+    started_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

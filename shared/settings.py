@@ -1,0 +1,124 @@
+"""One settings class for every ftq process, read from `FTQ_*` environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_SECRETS = {
+    "",
+    "changethis",
+    "change-me",
+    "replace",
+    "REPLACE",
+    "dev-admin-token",
+    "dev-secret-key",
+}
+
+
+class Settings(BaseSettings):
+    """Configuration; the defaults are the embedded mode (SQLite, in-process worker, emulator)."""
+
+    model_config = SettingsConfigDict(env_prefix="FTQ_", env_file=None, extra="ignore")
+
+    environment: Literal["development", "production"] = "development"
+    data_dir: Path = Path(".ftq")
+    host: str = "127.0.0.1"
+    port: int = 8000
+    public_url: str | None = None
+
+    database_url: str | None = None
+    broker_url: str = "memory://"
+    embedded_worker: bool | None = None
+    worker_concurrency: int = 4
+
+    admin_token: SecretStr = SecretStr("dev-admin-token")
+    secret_key: SecretStr = SecretStr("dev-secret-key")
+
+    blob_dir: Path | None = None
+    max_upload_bytes: int = 512 * 1024 * 1024
+
+    provider: Literal["emulator", "openai", "azure-openai"] = "emulator"
+    default_model: str = "gpt-4o-mini-2024-07-18"
+    emulator_url: str | None = None
+    emulator_speed: float = 60.0
+    openai_api_key: SecretStr | None = Field(default=None)
+    openai_base_url: str | None = None
+    openai_organization: str | None = None
+    azure_endpoint: str | None = None
+    azure_api_version: str = "2025-04-01-preview"
+    azure_api_key: SecretStr | None = None
+
+    poll_interval_seconds: float = 15.0
+    poll_max_interval_seconds: float = 600.0
+    sweep_interval_seconds: float = 2.0
+    webhook_timeout_seconds: float = 10.0
+    webhook_allow_hosts: list[str] = Field(default_factory=list)
+
+    log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _refuse_placeholders_in_production(self) -> Settings:
+        if self.environment != "production":
+            return self
+        for name in ("admin_token", "secret_key"):
+            value = getattr(self, name).get_secret_value()
+            if value in PLACEHOLDER_SECRETS or len(value) < 16:
+                raise ValueError(
+                    f"FTQ_{name.upper()} must be set to a real secret (16+ characters) "
+                    "in production"
+                )
+        if not (self.database_url or "").startswith("postgresql"):
+            raise ValueError("FTQ_DATABASE_URL must point at PostgreSQL in production")
+        if self.broker_url.startswith("memory"):
+            raise ValueError("FTQ_BROKER_URL must point at Redis in production")
+        return self
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The database URL, defaulting to a SQLite file in the data folder."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'ftq.sqlite3').resolve()}"
+
+    @property
+    def resolved_blob_dir(self) -> Path:
+        """Where dataset files and provider result files are kept."""
+        return self.blob_dir or self.data_dir / "blobs"
+
+    @property
+    def is_sqlite(self) -> bool:
+        """Whether the database is the embedded SQLite file."""
+        return self.resolved_database_url.startswith("sqlite")
+
+    @property
+    def runs_embedded_worker(self) -> bool:
+        """Whether `ftq up` runs the Celery worker and beat inside its own process."""
+        if self.embedded_worker is not None:
+            return self.embedded_worker
+        return self.broker_url.startswith("memory")
+
+    @property
+    def base_url(self) -> str:
+        """The URL this API is reachable at (used for the embedded emulator)."""
+        return self.public_url or f"http://{self.host}:{self.port}"
+
+    @property
+    def resolved_emulator_url(self) -> str:
+        """The emulator's OpenAI-style base URL (ends in /v1)."""
+        return self.emulator_url or f"{self.base_url}/emulator/v1"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()
+
+
+def reset_settings() -> None:
+    """Forget cached settings (tests and the CLI change the environment)."""
+    get_settings.cache_clear()

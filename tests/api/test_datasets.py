@@ -1,0 +1,131 @@
+"""Dataset upload, dedupe, bad input and tenancy over HTTP."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+from fastapi.testclient import TestClient
+
+from shared.settings import get_settings
+from tests.conftest import SentTasks
+from tests.factories import auth, chat_jsonl, create_team, upload
+
+
+def _blob_files(team: dict[str, object]) -> list[str]:
+    root = get_settings().resolved_blob_dir / "datasets" / str(team["id"])
+    return sorted(str(p) for p in root.rglob("*") if p.is_file()) if root.exists() else []
+
+
+def test_upload_stores_file_and_queues_validation(
+    client: TestClient, sent_tasks: SentTasks
+) -> None:
+    team = create_team(client)
+    content = chat_jsonl(12)
+    response = upload(client, team, content, name="units")
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["id"].startswith("ds_")
+    assert body["status"] == "validating"
+    assert body["bytes"] == len(content)
+    assert body["sha256"] == hashlib.sha256(content).hexdigest()
+    assert body["name"] == "units"
+    assert ("datasets.validate", [body["id"]]) in sent_tasks
+    download = client.get(f"/v1/datasets/{body['id']}/content", headers=auth(team))
+    assert download.content == content
+
+
+def test_same_bytes_return_the_existing_dataset(client: TestClient) -> None:
+    team = create_team(client)
+    first = upload(client, team, chat_jsonl(12))
+    before = _blob_files(team)
+    second = upload(client, team, chat_jsonl(12))
+    assert second.status_code == 200
+    assert second.json()["id"] == first.json()["id"]
+    assert _blob_files(team) == before
+
+
+@pytest.mark.parametrize(
+    ("content", "status", "code", "fragment"),
+    [
+        (b'{"messages": []}\n\xff\xfe oops\n', 422, "invalid_jsonl", "line 2: not UTF-8"),
+        (b'{"messages": []}\n{"messages": [}\n', 422, "invalid_jsonl", "line 2: not JSON"),
+        (b"[1, 2]\n", 422, "invalid_jsonl", "line 1: a JSON list"),
+        (b"\n\n", 422, "empty_file", "no examples"),
+        (b"", 400, "empty_file", "empty"),
+    ],
+)
+def test_bad_files_are_refused_with_line_numbers_and_leave_nothing(
+    client: TestClient, content: bytes, status: int, code: str, fragment: str
+) -> None:
+    team = create_team(client)
+    before = _blob_files(team)
+    response = upload(client, team, content)
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert error["code"] == code
+    assert error["param"] == "file"
+    assert fragment in error["message"]
+    assert _blob_files(team) == before
+    assert client.get("/v1/datasets", headers=auth(team)).json()["data"] == []
+
+
+def test_file_over_the_size_limit_is_413_and_no_partial_blob(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(get_settings(), "max_upload_bytes", 2_000)
+    team = create_team(client)
+    before = _blob_files(team)
+    response = upload(client, team, chat_jsonl(40))
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "file_too_large"
+    assert _blob_files(team) == before
+
+
+def test_upload_without_file_field_is_400(client: TestClient) -> None:
+    team = create_team(client)
+    response = client.post(
+        "/v1/datasets", data={"name": "x"}, files={"other": ("a", b"b")}, headers=auth(team)
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["param"] == "file"
+
+
+def test_bad_purpose_is_422_naming_the_field(client: TestClient) -> None:
+    team = create_team(client)
+    response = upload(client, team, chat_jsonl(12), purpose="banana")
+    assert response.status_code == 422
+    assert response.json()["error"]["param"] == "purpose"
+    assert _blob_files(team) == []
+
+
+def test_another_teams_dataset_is_404(client: TestClient) -> None:
+    owner, other = create_team(client, "owner"), create_team(client, "other")
+    dataset = upload(client, owner, chat_jsonl(12)).json()
+    for path in (f"/v1/datasets/{dataset['id']}", f"/v1/datasets/{dataset['id']}/content"):
+        response = client.get(path, headers=auth(other))
+        assert response.status_code == 404
+        assert response.json()["error"]["code"] == "not_found"
+    assert client.delete(f"/v1/datasets/{dataset['id']}", headers=auth(other)).status_code == 404
+
+
+def test_list_paginates_newest_first(client: TestClient) -> None:
+    team = create_team(client)
+    ids = [upload(client, team, chat_jsonl(12, offset=i * 100)).json()["id"] for i in range(5)]
+    first = client.get("/v1/datasets", params={"limit": 2}, headers=auth(team)).json()
+    assert first["object"] == "list"
+    assert [d["id"] for d in first["data"]] == ids[::-1][:2]
+    assert first["has_more"] is True
+    rest = client.get(
+        "/v1/datasets", params={"limit": 10, "after": first["data"][-1]["id"]}, headers=auth(team)
+    ).json()
+    assert [d["id"] for d in rest["data"]] == ids[::-1][2:]
+    assert rest["has_more"] is False
+
+
+def test_delete_removes_row_and_file(client: TestClient) -> None:
+    team = create_team(client)
+    dataset = upload(client, team, chat_jsonl(12)).json()
+    assert client.delete(f"/v1/datasets/{dataset['id']}", headers=auth(team)).status_code == 204
+    assert client.get(f"/v1/datasets/{dataset['id']}", headers=auth(team)).status_code == 404
+    assert _blob_files(team) == []

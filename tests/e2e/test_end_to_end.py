@@ -1,0 +1,136 @@
+"""A job from POST to verified webhook, on the embedded default and on Postgres + Redis + Celery."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from standardwebhooks import Webhook
+
+from shared.client import FtqClient
+from shared.receiver import WebhookReceiver
+from tests.e2e.stack import BIN, ROOT, Stack, base_env, start_distributed, start_embedded
+from tests.factories import chat_jsonl
+from tests.services import postgres_url_or_skip, redis_url_or_skip
+
+pytestmark = pytest.mark.e2e
+MODEL = "gpt-4o-mini-2024-07-18"
+
+
+@pytest.fixture
+def receiver() -> Iterator[WebhookReceiver]:
+    """A local webhook receiver."""
+    hooks = WebhookReceiver().start()
+    yield hooks
+    hooks.stop()
+
+
+@pytest.fixture(params=["embedded", "postgres-redis"])
+def stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stack]:
+    """The stack under test, in both deployment modes."""
+    if request.param == "embedded":
+        running = start_embedded(tmp_path)
+    else:
+        postgres_url_or_skip()
+        running = start_distributed(tmp_path, redis_url_or_skip().rsplit("/", 1)[0] + "/14")
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def test_job_runs_from_post_to_verified_webhook(
+    stack: Stack, receiver: WebhookReceiver, tmp_path: Path
+) -> None:
+    admin = FtqClient(stack.url, "dev-admin-token")
+    team = admin.create_team("e2e")
+    client = FtqClient(stack.url, team["api_key"]["key"])
+    endpoint = client.request(
+        "POST", "/v1/webhook-endpoints", json={"url": receiver.url, "events": ["job.succeeded"]}
+    )
+    receiver.secrets += [endpoint["secret"], team["signing_secret"]]
+    data = tmp_path / "train.jsonl"
+    data.write_bytes(chat_jsonl(20))
+    dataset = client.wait_dataset(client.upload_dataset(data)["id"])
+    assert dataset["status"] == "ready", dataset
+    job = client.request(
+        "POST",
+        "/v1/jobs",
+        json={
+            "model": MODEL,
+            "training_dataset": dataset["id"],
+            "suffix": "e2e",
+            "webhook_url": receiver.url,
+            "metadata": {"run": "e2e"},
+        },
+    )
+    statuses: list[str] = []
+    final = client.wait_job(
+        job["id"], timeout=180, on_change=lambda j: statuses.append(j["status"])
+    )
+    assert final["status"] == "succeeded", stack.logs()
+    assert final["fine_tuned_model"].startswith(f"ft:{MODEL}:")
+    assert final["provider_job_id"].startswith("ftjob-")
+    assert statuses[-1] == "succeeded" and len(statuses) >= 2
+
+    events = client.list_all(f"/v1/jobs/{job['id']}/events")
+    messages = [e["message"] for e in events]
+    assert any(m.startswith("Submitted to emulator as ftjob-") for m in messages)
+    assert any(e["type"] == "metrics" and e["source"] == "provider" for e in events)
+    assert "The job has successfully completed" in messages
+    assert len({e["id"] for e in events}) == len(events)
+    metrics = client.request("GET", f"/v1/jobs/{job['id']}/metrics")["data"]
+    steps = [m["step"] for m in metrics]
+    assert steps == sorted(set(steps)) and steps[-1] == metrics[-1]["total_steps"]
+    assert all(isinstance(m["train_loss"], float) for m in metrics)
+
+    hooks = _wait_count(receiver, "job.succeeded", 2)
+    assert len({h.headers["webhook-id"] for h in hooks}) == 1, "one event id for both targets"
+    for secret in (endpoint["secret"], team["signing_secret"]):
+        signed = [h for h in hooks if _verifies(secret, h)]
+        assert len(signed) == 1, "each destination gets one delivery signed with its secret"
+        payload = dict(Webhook(secret).verify(signed[0].body, signed[0].headers))
+        assert payload["type"] == "job.succeeded"
+        assert payload["data"]["id"] == job["id"]
+        assert payload["data"]["fine_tuned_model"] == final["fine_tuned_model"]
+        assert payload["data"]["metadata"] == {"run": "e2e"}
+
+
+def _verifies(secret: str, hook: Any) -> bool:
+    try:
+        Webhook(secret).verify(hook.body, hook.headers)
+    except Exception:
+        return False
+    return True
+
+
+def _wait_count(receiver: WebhookReceiver, event_type: str, count: int) -> list[Any]:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        with receiver.lock:
+            found = [h for h in receiver.received if h.event["type"] == event_type]
+        if len(found) >= count:
+            return found
+        time.sleep(0.1)
+    raise AssertionError(f"only {len(found)} {event_type} webhooks arrived")
+
+
+def test_ftq_demo_runs_the_whole_path(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [str(BIN / "ftq"), "demo", "--data-dir", str(tmp_path / "demo")],
+        cwd=ROOT,
+        env=base_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "succeeded" in result.stdout
+    assert "verified" in result.stdout
+    assert "demo complete" in result.stdout
+    assert json.dumps("job.succeeded") in result.stdout

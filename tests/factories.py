@@ -1,0 +1,92 @@
+"""Plain factory functions for tests."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+ADMIN = {"authorization": "Bearer dev-admin-token"}
+
+
+def chat_line(i: int) -> dict[str, Any]:
+    """One valid chat example."""
+    return {
+        "messages": [
+            {"role": "system", "content": "You convert units."},
+            {"role": "user", "content": f"How many metres is {i} kilometres?"},
+            {"role": "assistant", "content": f"{i} km = {i * 1000} m."},
+        ]
+    }
+
+
+def chat_jsonl(n: int = 12, offset: int = 0) -> bytes:
+    """A valid chat dataset of n examples."""
+    return "".join(json.dumps(chat_line(i + offset)) + "\n" for i in range(n)).encode()
+
+
+def create_team(client: TestClient, name: str = "team-a", **fields: Any) -> dict[str, Any]:
+    """Create a team through the admin API; returns the response with its key."""
+    response = client.post("/v1/admin/teams", json={"name": name, **fields}, headers=ADMIN)
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+def auth(team: dict[str, Any]) -> dict[str, str]:
+    """Headers carrying a team's key."""
+    return {"authorization": f"Bearer {team['api_key']['key']}"}
+
+
+def upload(
+    client: TestClient,
+    team: dict[str, Any],
+    content: bytes,
+    filename: str = "train.jsonl",
+    **fields: str,
+) -> Any:
+    """POST /v1/datasets with a file."""
+    files = {"file": (filename, content, "application/jsonl")}
+    return client.post("/v1/datasets", files=files, data=fields, headers=auth(team))
+
+
+def team_row(session: Any, name: str = "team-orm") -> Any:
+    """A team created through the service layer."""
+    from shared.teams import service
+    from shared.teams.schemas import TeamCreate
+
+    created = service.create_team(session, TeamCreate(name=name))
+    return service.get_team(session, created.id), created
+
+
+def job_row(session: Any, team: Any, **fields: Any) -> Any:
+    """A submitted job with its dataset, written directly."""
+    from shared.ids import new_id
+    from shared.models import Dataset, Job
+
+    dataset = Dataset(
+        id=new_id("ds"),
+        team_id=team.id,
+        name="d.jsonl",
+        purpose="fine-tune",
+        bytes=10,
+        sha256=new_id("sha"),
+        blob_key="x",
+        status="ready",
+        provider_files={},
+    )
+    session.add(dataset)
+    session.flush()
+    job = Job(
+        id=new_id("ftj"),
+        team_id=team.id,
+        provider="emulator",
+        model="gpt-4o-mini-2024-07-18",
+        training_dataset_id=dataset.id,
+        method={},
+        job_metadata={},
+        **{"status": "submitted", "provider_job_id": "ftjob-1", **fields},
+    )
+    session.add(job)
+    session.flush()
+    return job
