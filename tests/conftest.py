@@ -6,6 +6,7 @@ missing service is a failure, never a silent skip.
 
 from __future__ import annotations
 
+import atexit
 import os
 import tempfile
 from collections.abc import Iterator
@@ -14,10 +15,14 @@ from typing import Any
 
 import pytest
 
-from tests.services import postgres_url_or_none, require_services
+from tests.services import drop_database, fresh_database, postgres_url_or_none, require_services
 
 _DATA_DIR = Path(tempfile.mkdtemp(prefix="ftq-tests-"))
 _PG_URL = postgres_url_or_none()
+if _PG_URL is not None and "FTQ_TEST_DATABASE_URL" not in os.environ:
+    # One database per run, so parallel runs on one machine never share state.
+    _PG_URL = fresh_database("ftq_test")
+    atexit.register(drop_database, _PG_URL)
 if _PG_URL is None and require_services():
     raise RuntimeError("FTQ_REQUIRE_SERVICES=1 but PostgreSQL at 127.0.0.1:5432 is unreachable")
 TEST_DATABASE_URL = _PG_URL or f"sqlite:///{_DATA_DIR / 'test.sqlite3'}"

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import random
 import socket
+import uuid
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,7 @@ POSTGRES_URL = os.environ.get(
     "FTQ_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 REDIS_URL = os.environ.get("FTQ_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
 def require_services() -> bool:
@@ -32,10 +35,31 @@ def postgres_url_or_none() -> str | None:
     return POSTGRES_URL if _reachable("127.0.0.1", 5432) else None
 
 
+def fresh_database(prefix: str) -> str:
+    """Create an empty Postgres database and return its SQLAlchemy URL."""
+    import psycopg
+
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+
+
+def drop_database(url: str) -> None:
+    """Drop a database made by fresh_database (connections are closed by force)."""
+    import psycopg
+
+    name = url.rsplit("/", 1)[1]
+    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 def redis_url_or_skip() -> str:
-    """The test Redis URL; skipped (or failed in CI) when Redis is down."""
+    """A Redis URL on a random database (parallel runs rarely meet); skip or fail when down."""
     if _reachable("127.0.0.1", 6379):
-        return REDIS_URL
+        if "FTQ_TEST_REDIS_URL" in os.environ:
+            return REDIS_URL
+        return f"redis://127.0.0.1:6379/{random.randint(1, 15)}"
     if require_services():
         pytest.fail("FTQ_REQUIRE_SERVICES=1 but Redis at 127.0.0.1:6379 is unreachable")
     pytest.skip("Redis is not running here")

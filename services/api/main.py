@@ -9,8 +9,32 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from services.api import errors
-from services.api.routers import admin, datasets, health, jobs, teams, webhooks
+from services.api.routers import (
+    admin,
+    artifacts,
+    dashboard,
+    datasets,
+    evals,
+    health,
+    jobs,
+    provider_webhooks,
+    teams,
+    webhooks,
+)
 from shared.settings import Settings, get_settings
+
+ROUTERS = (
+    health,
+    admin,
+    teams,
+    datasets,
+    jobs,
+    artifacts,
+    webhooks,
+    evals,
+    provider_webhooks,
+    dashboard,
+)
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Fine-tuning job gateway",
     )
     errors.install(app)
-    for module in (health, admin, teams, datasets, jobs, webhooks):
+    for module in ROUTERS:
         app.include_router(module.router)
     if settings.provider == "emulator" and settings.emulator_url is None:
         from services.emulator.app import create_app as create_emulator

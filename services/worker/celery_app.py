@@ -17,6 +17,8 @@ TASK_MODULES = [
     "services.worker.tasks.jobs",
     "services.worker.tasks.webhooks",
     "services.worker.tasks.outbox",
+    "services.worker.tasks.evals",
+    "services.worker.tasks.local",
 ]
 ROUTES = {
     "datasets.*": {"queue": "validate"},

@@ -6,16 +6,15 @@ import os
 import subprocess
 import sys
 import time
-import uuid
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-import psycopg
 import redis
 
 from shared.serving import free_port
+from tests.services import drop_database, fresh_database
 
 BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parents[2]
@@ -104,29 +103,13 @@ def start_embedded(workdir: Path) -> Stack:
     return stack
 
 
-def create_database(admin_url: str) -> str:
-    """A fresh Postgres database for one stack; returns its SQLAlchemy URL."""
-    name = f"ftq_e2e_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-
-
-def drop_database(admin_url: str, url: str) -> None:
-    """Drop a stack's database."""
-    name = url.rsplit("/", 1)[1]
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 def start_distributed(
     workdir: Path, redis_url: str, emulator_env: dict[str, str] | None = None
 ) -> Stack:
     """Postgres + Redis + a separate emulator, API (uvicorn), a Celery worker and beat."""
     stack = Stack(workdir)
-    admin_url = "postgresql://postgres@127.0.0.1:5432/postgres"
-    database_url = create_database(admin_url)
-    stack.cleanups.callback(drop_database, admin_url, database_url)
+    database_url = fresh_database("ftq_e2e")
+    stack.cleanups.callback(drop_database, database_url)
     redis.Redis.from_url(redis_url).flushdb()
     emulator_port, api_port = free_port(), free_port()
     env = base_env(

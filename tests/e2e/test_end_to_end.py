@@ -37,7 +37,7 @@ def stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stack]:
         running = start_embedded(tmp_path)
     else:
         postgres_url_or_skip()
-        running = start_distributed(tmp_path, redis_url_or_skip().rsplit("/", 1)[0] + "/14")
+        running = start_distributed(tmp_path, redis_url_or_skip())
     try:
         yield running
     finally:

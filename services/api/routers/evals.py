@@ -1,0 +1,5 @@
+"""Evaluations: score models on a dataset, side by side."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

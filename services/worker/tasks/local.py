@@ -1,0 +1,1 @@
+"""Local LoRA training tasks (queue gpu)."""
