@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +47,25 @@ class BlobStore:
         with self.path(key).open("rb") as handle:
             while chunk := handle.read(CHUNK):
                 yield chunk
+
+    def scratch_path(self) -> Path:
+        """A fresh path inside the store, so a finished file can be adopted by a rename."""
+        path = self.path(f"tmp/{uuid.uuid4().hex}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def adopt(self, prefix: str, src: Path) -> StoredBlob:
+        """Move a finished file into the store under `prefix`, hashing it on the way."""
+        digest, size = hashlib.sha256(), 0
+        with src.open("rb") as handle:
+            while chunk := handle.read(CHUNK):
+                digest.update(chunk)
+                size += len(chunk)
+        key = f"{prefix}/{uuid.uuid4().hex}.jsonl"
+        dst = self.path(key)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(src, dst)
+        return StoredBlob(key=key, size=size, sha256=digest.hexdigest())
 
     def delete(self, key: str) -> None:
         """Remove a blob if it exists."""

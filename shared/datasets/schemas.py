@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 DatasetPurpose = Literal["fine-tune", "eval"]
 DatasetStatus = Literal["validating", "ready", "invalid"]
@@ -28,6 +28,32 @@ class Dataset(BaseModel):
     created_at: datetime
     validated_at: datetime | None
     report: dict[str, Any] | None = None
+
+
+class DatasetConvert(BaseModel):
+    """Convert a dataset to another format; today OpenAI evals records to chat examples."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    to: Literal["chat"] = "chat"
+    name: str | None = None
+
+
+class DatasetSplit(BaseModel):
+    """Cut a seeded validation split from a training dataset."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    fraction: float = Field(gt=0, lt=1, description="share of examples for validation")
+    seed: int = 0
+
+
+class DatasetSplitResult(BaseModel):
+    """The two datasets a split produced."""
+
+    object: Literal["dataset.split"] = "dataset.split"
+    train: Dataset
+    validation: Dataset
 
 
 class DatasetCreate(BaseModel):

@@ -8,10 +8,10 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from shared.datasets import repository
+from shared.datasets import convert, repository
 from shared.datasets.jsonl import ensure_json_lines
-from shared.datasets.schemas import DatasetCreate
-from shared.errors import Conflict, NotFound
+from shared.datasets.schemas import DatasetConvert, DatasetCreate, DatasetSplit
+from shared.errors import Conflict, NotFound, Unprocessable
 from shared.ids import new_id
 from shared.models import Dataset, Team
 from shared.outbox import enqueue
@@ -81,6 +81,53 @@ def delete(session: Session, team: Team, dataset_id: str) -> None:
     blob_key = dataset.blob_key
     repository.delete(session, dataset)
     get_blob_store().delete(blob_key)
+
+
+def convert_to_chat(
+    session: Session, team: Team, dataset_id: str, request: DatasetConvert
+) -> tuple[Dataset, bool]:
+    """A new fine-tune dataset made of a dataset's evals records turned into chat examples."""
+    source = get(session, team, dataset_id)
+    store = get_blob_store()
+    out = store.scratch_path()
+    try:
+        convert.evals_to_chat(store.path(source.blob_key), out)
+    except convert.ConversionError as exc:
+        line, reason = exc.problems[0]
+        raise Unprocessable(
+            f"{exc.total} line(s) cannot be converted; first at line {line}: {reason}",
+            param=f"line {line}",
+        ) from exc
+    name = request.name or f"{Path(source.name).stem}-chat.jsonl"
+    return _register_derived(session, team, source, out, name)
+
+
+def split(
+    session: Session, team: Team, dataset_id: str, request: DatasetSplit
+) -> tuple[Dataset, Dataset]:
+    """Two new datasets: the training examples left and a seeded validation share."""
+    source = get(session, team, dataset_id)
+    store = get_blob_store()
+    train_path, valid_path = store.scratch_path(), store.scratch_path()
+    try:
+        convert.split(
+            store.path(source.blob_key), train_path, valid_path, request.fraction, request.seed
+        )
+    except ValueError as exc:
+        raise Unprocessable(str(exc), param="fraction") from exc
+    stem = Path(source.name).stem
+    train, _ = _register_derived(session, team, source, train_path, f"{stem}-train.jsonl")
+    valid, _ = _register_derived(session, team, source, valid_path, f"{stem}-valid.jsonl")
+    return train, valid
+
+
+def _register_derived(
+    session: Session, team: Team, source: Dataset, path: Path, name: str
+) -> tuple[Dataset, bool]:
+    """Store a file made from another dataset and register it like an upload."""
+    blob = get_blob_store().adopt(f"datasets/{team.id}", path)
+    fields = DatasetCreate(name=name, purpose="fine-tune", model=source.model)
+    return create(session, team, blob, name, fields)
 
 
 def run_validation(session: Session, dataset_id: str) -> Dataset | None:

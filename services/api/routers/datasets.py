@@ -11,7 +11,13 @@ from services.api.deps import AfterQuery, LimitQuery, SessionDep, TeamDep
 from services.api.uow import commit
 from services.api.uploads import receive_upload
 from shared.datasets import service
-from shared.datasets.schemas import Dataset, DatasetCreate
+from shared.datasets.schemas import (
+    Dataset,
+    DatasetConvert,
+    DatasetCreate,
+    DatasetSplit,
+    DatasetSplitResult,
+)
 from shared.errors import Unprocessable
 from shared.pagination import Page
 from shared.settings import get_settings
@@ -78,6 +84,32 @@ def download_dataset(dataset_id: str, session: SessionDep, team: TeamDep) -> Str
         get_blob_store().iter_bytes(dataset.blob_key),
         media_type="application/jsonl",
         headers={"content-disposition": f'attachment; filename="{dataset.name}"'},
+    )
+
+
+@router.post("/{dataset_id}/convert", status_code=status.HTTP_201_CREATED, response_model=Dataset)
+def convert_dataset(
+    dataset_id: str, body: DatasetConvert, response: Response, session: SessionDep, team: TeamDep
+) -> Dataset:
+    """Turn OpenAI evals records (`input`, `ideal`) into chat fine-tuning examples."""
+    dataset, created = service.convert_to_chat(session, team, dataset_id, body)
+    commit(session)
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    return Dataset.model_validate(dataset)
+
+
+@router.post(
+    "/{dataset_id}/split", status_code=status.HTTP_201_CREATED, response_model=DatasetSplitResult
+)
+def split_dataset(
+    dataset_id: str, body: DatasetSplit, session: SessionDep, team: TeamDep
+) -> DatasetSplitResult:
+    """Cut a seeded validation split; both halves are new datasets, validated like uploads."""
+    train, valid = service.split(session, team, dataset_id, body)
+    commit(session)
+    return DatasetSplitResult(
+        train=Dataset.model_validate(train), validation=Dataset.model_validate(valid)
     )
 
 
