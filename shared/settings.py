@@ -42,7 +42,7 @@ class Settings(BaseSettings):
     blob_dir: Path | None = None
     max_upload_bytes: int = 512 * 1024 * 1024
 
-    provider: Literal["emulator", "openai", "azure-openai"] = "emulator"
+    provider: str = "emulator"  # emulator, openai, azure-openai (see shared.providers.registry)
     default_model: str = "gpt-4o-mini-2024-07-18"
     emulator_url: str | None = None
     emulator_speed: float = 60.0
@@ -52,12 +52,31 @@ class Settings(BaseSettings):
     azure_endpoint: str | None = None
     azure_api_version: str = "2025-04-01-preview"
     azure_api_key: SecretStr | None = None
+    azure_ad_token: SecretStr | None = None  # a Microsoft Entra ID bearer token instead of a key
+    # Microsoft Entra ID through azure-identity's DefaultAzureCredential (when installed).
+    azure_use_entra_id: bool = False
+    # Azure serves chat completions per deployment: model name -> deployment name (default same).
+    azure_deployments: dict[str, str] = Field(default_factory=dict)
+    openai_webhook_secret: SecretStr | None = None  # whsec_… of OpenAI's own webhooks
 
+    # Active fine-tuning jobs ftq lets run per (provider, model): JSON object whose keys are
+    # "provider:model", "provider" or "*"; the most specific wins, else default_provider_capacity.
+    provider_capacity: dict[str, int] = Field(default_factory=dict)
+    default_provider_capacity: int = 3
+
+    # A job left in `uploading` this long lost its submit task (a killed worker holds it until
+    # Redis' visibility timeout): resubmit. Longer than a submit's retries (about 8 min plus
+    # retry-after waits) and its time limit, so a live submit is never doubled.
+    submit_stuck_seconds: float = 45 * 60.0
     poll_interval_seconds: float = 15.0
     poll_max_interval_seconds: float = 600.0
     sweep_interval_seconds: float = 2.0
     webhook_timeout_seconds: float = 10.0
     webhook_allow_hosts: list[str] = Field(default_factory=list)
+    webhook_concurrency_per_endpoint: int = 10
+    webhook_lease_seconds: float = 60.0
+    # Multiplies the webhook retry schedule's delays; below 1 only for drills and tests.
+    webhook_retry_scale: float = Field(1.0, gt=0.0, le=1.0)
 
     log_level: str = "INFO"
 

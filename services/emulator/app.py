@@ -1,8 +1,9 @@
 """FastAPI app of the OpenAI emulator: a documented test double of OpenAI, never a trainer.
 
 Routes live under `/v1` (plus `/_emulator` controls), so mounted at `/emulator` the SDK's
-`base_url` is `http://host:port/emulator/v1`. `FTQ_EMULATOR_SPEED` sets the module-level app's
-speed factor (emulated seconds per real second, default 60).
+`base_url` is `http://host:port/emulator/v1`; Azure OpenAI's client is served the same routes
+under `/openai` (azure.py). `FTQ_EMULATOR_SPEED` sets the module-level app's speed factor
+(emulated seconds per real second, default 60; 0 freezes time until jobs are advanced).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import os
 from fastapi import FastAPI
 
 from .errors import install_error_handlers
+from .faults import Faults
 from .middleware import EmulatorMiddleware
 from .routes.admin import admin_router
 from .routes.chat import chat_router
@@ -20,11 +22,13 @@ from .routes.jobs import jobs_router
 from .store import EmulatorState
 
 
-def create_app(speed: float = 60.0, org_slug: str = "emulator") -> FastAPI:
-    """A fresh emulator with its own in-memory state."""
-    if speed <= 0:
-        raise ValueError("speed must be positive")
-    state = EmulatorState(speed=speed, org_slug=org_slug)
+def create_app(
+    speed: float = 60.0, org_slug: str = "emulator", faults: Faults | None = None
+) -> FastAPI:
+    """A fresh emulator with its own in-memory state; `faults` apply from the start and on reset."""
+    if speed < 0:
+        raise ValueError("speed must not be negative")
+    state = EmulatorState(speed=speed, org_slug=org_slug, initial_faults=faults)
     app = FastAPI(
         title="OpenAI emulator (test double)",
         docs_url=None,

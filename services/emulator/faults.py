@@ -87,14 +87,19 @@ def _hit(rng: random.Random, probability: float) -> bool:
 
 def rate_limited(retry_after_ms: int) -> OpenAIError:
     """A 429 as OpenAI sends it when requests per minute run out."""
-    seconds = math.ceil(retry_after_ms / 1000)
-    headers = {"retry-after": str(seconds), "retry-after-ms": str(retry_after_ms)}
+    headers = retry_headers(retry_after_ms)
     message = (
         f"Rate limit reached for requests (emulated fault). Please try again in {retry_after_ms}ms."
     )
     return OpenAIError(
         429, message, type_="rate_limit_error", code="rate_limit_exceeded", headers=headers
     )
+
+
+def retry_headers(retry_after_ms: int) -> dict[str, str]:
+    """`retry-after` (whole seconds, rounded up) and `retry-after-ms`, as OpenAI sends them."""
+    seconds = math.ceil(retry_after_ms / 1000)
+    return {"retry-after": str(seconds), "retry-after-ms": str(retry_after_ms)}
 
 
 def server_error(status: int) -> OpenAIError:

@@ -77,12 +77,20 @@ class Job:
             return "validating_files"
         return "queued" if self.synced < self.plan.t_running else "running"
 
-    def sync(self, now: float, speed: float, fail_with: dict[str, Any] | None) -> None:
-        """Materialise everything due by `now`; with `fail_with`, fail once running."""
+    def sync(
+        self, now: float, speed: float, fail_with: dict[str, Any] | None, lazy: bool = False
+    ) -> None:
+        """Materialise everything due by `now`; with `fail_with`, fail once running.
+
+        `lazy` skips the work unless the status would move: listing 1,000 running jobs then
+        costs no per-step events, which are materialised when the job itself is read.
+        """
         if self.terminal:
             return
         progress = self.progress(now, speed)
         failing = fail_with is not None and not self.paused and progress >= self.plan.t_running
+        if lazy and not failing and not self._milestone_between(self.synced, progress):
+            return
         limit = (
             min(progress, max(self.plan.first_step_offset, self.synced)) if failing else progress
         )
@@ -90,6 +98,11 @@ class Job:
         self.synced = max(self.synced, limit)
         if failing and not self.terminal and fail_with is not None:
             self.fail(fail_with, now)
+
+    def _milestone_between(self, start: float, end: float) -> bool:
+        """Whether a status change (queued, running, finished) lies in (start, end]."""
+        plan = self.plan
+        return any(start < offset <= end for offset in (plan.t_queued, plan.t_running, plan.t_end))
 
     def _materialise(self, limit: float, now: float, speed: float) -> None:
         """Apply planned events up to emulated time `limit`."""
@@ -103,7 +116,7 @@ class Job:
 
     def _when(self, offset: float, now: float, speed: float) -> float:
         """The real time at which emulated `offset` was reached."""
-        at = self.anchor_real + (offset - self.anchor_progress) / speed
+        at = self.anchor_real + (offset - self.anchor_progress) / speed if speed else now
         earliest = self.events[-1]["_at"] if self.events else self.created_real
         return min(max(at, earliest), now)
 
@@ -229,14 +242,19 @@ class Job:
         self.anchor_real, self.paused = now, False
         self.add_event(now, "Fine-tuning job resumed")
 
-    def reanchor(self, now: float, speed: float, extra: float = 0.0) -> None:
-        """Restart the progress clock at `now` (before a speed change or a jump of `extra`)."""
-        self.anchor_progress = self.progress(now, speed) + extra
+    def reanchor(self, now: float, speed: float, extra: float = 0.0, at_least: float = 0.0) -> None:
+        """Restart the progress clock at `now`, jumping `extra` seconds (or to `at_least`)."""
+        self.anchor_progress = max(self.progress(now, speed) + extra, at_least)
         self.anchor_real = now
 
-    def remaining(self, now: float, speed: float) -> float:
-        """Emulated seconds until the planned end."""
-        return max(0.0, self.plan.t_end - self.progress(now, speed))
+    def offset_of(self, status: str) -> float:
+        """The emulated time at which the plan reaches `status` (queued, running, succeeded)."""
+        offsets = {
+            "queued": self.plan.t_queued,
+            "running": self.plan.t_running,
+            "succeeded": self.plan.t_end,
+        }
+        return offsets[status]
 
     def to_dict(self, speed: float) -> dict[str, Any]:
         """The `fine_tuning.job` object."""
@@ -276,7 +294,7 @@ class Job:
 
     def _estimated_finish(self, speed: float) -> int | None:
         """When the planned end will be reached, while the job is queued or running."""
-        if self.status not in ("queued", "running"):
+        if self.status not in ("queued", "running") or not speed:
             return None
         return int(self.anchor_real + (self.plan.t_end - self.anchor_progress) / speed)
 

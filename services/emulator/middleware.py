@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import uuid
+from typing import Any
 
+from starlette.datastructures import Headers, QueryParams
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from . import azure
+from .azure import is_azure
 from .errors import OpenAIError
-from .faults import lost_response, server_error
+from .faults import Draw, lost_response, server_error
 from .store import EmulatorState
+
+SECRET_PARAM = re.compile(r"key|token|secret|signature", re.IGNORECASE)
 
 
 def route_path(scope: Scope) -> str:
@@ -36,10 +43,27 @@ class EmulatorMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        inner = route_path(scope)
+        refusal = None
+        if is_azure(inner):
+            refusal = azure.check_request(_query(scope), Headers(scope=scope))
+            scope = _rewritten(scope, inner)
         route = f"{scope['method']} {self._template(scope)}"
-        admin = route_path(scope).startswith("/_emulator")
-        headers, draw = self.state.on_request(route, _tokens(scope), admin)
+        admin = inner.startswith("/_emulator")
+        entry = None if admin else _entry(scope, inner, route)
+        unfaulted = admin or refusal is not None
+        headers, draw = self.state.on_request(route, _tokens(scope), unfaulted, entry)
         headers["x-request-id"] = f"req_{uuid.uuid4().hex}"
+        send = _status_recorder(send, entry)
+        if refusal is not None:
+            await _send_error(refusal, headers, scope, receive, send)
+        else:
+            await self._faulted_or_forwarded(draw, scope, receive, send, headers)
+
+    async def _faulted_or_forwarded(
+        self, draw: Draw, scope: Scope, receive: Receive, send: Send, headers: dict[str, str]
+    ) -> None:
+        """Apply the drawn faults, or serve the request."""
         if draw.latency_s:
             await asyncio.sleep(draw.latency_s)
         if draw.error is not None:
@@ -109,3 +133,46 @@ def _tokens(scope: Scope) -> int:
         if name == b"content-length" and value.isdigit():
             return int(value) // 4
     return 0
+
+
+def _query(scope: Scope) -> QueryParams:
+    """The request's query parameters."""
+    return QueryParams(scope.get("query_string", b""))
+
+
+def _rewritten(scope: Scope, inner: str) -> Scope:
+    """An Azure request re-addressed to the `/v1` route that serves it."""
+    path = scope.get("root_path", "") + azure.openai_path(inner)
+    return {**scope, "path": path, "raw_path": path.encode()}
+
+
+def _entry(scope: Scope, inner: str, route: str) -> dict[str, Any]:
+    """The shape of one API request for `/_emulator/requests`; credentials only by kind."""
+    headers, azure_call = Headers(scope=scope), is_azure(inner)
+    query = {
+        key: "***" if SECRET_PARAM.search(key) else value for key, value in _query(scope).items()
+    }
+    return {
+        "method": scope["method"],
+        "path": inner,
+        "query": query,
+        "api": "azure" if azure_call else "openai",
+        "route": azure.azure_route(route) if azure_call else route,
+        "auth": azure.auth_kind(headers),
+        "organization": headers.get("openai-organization"),
+        "project": headers.get("openai-project"),
+        "status": None,
+    }
+
+
+def _status_recorder(send: Send, entry: dict[str, Any] | None) -> Send:
+    """Note the response status in the request log entry."""
+    if entry is None:
+        return send
+
+    async def recording(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            entry["status"] = message["status"]
+        await send(message)
+
+    return recording

@@ -2,22 +2,31 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from .errors import bad_request
+
+T = TypeVar("T")
 
 
 def page(items: list[dict[str, Any]], after: str | None, limit: int) -> dict[str, Any]:
     """`{object, data, has_more}` for the `limit` items that follow `after` in `items`."""
+    return page_of(items, after, limit, key=lambda item: str(item["id"]))
+
+
+def page_of(
+    items: Sequence[T], after: str | None, limit: int, key: Callable[[T], str]
+) -> dict[str, Any]:
+    """Like `page` for any objects: only the page is returned, so callers render just that."""
     start = 0
     if after is not None:
-        ids = [item["id"] for item in items]
-        if after not in ids:
+        start = next((i + 1 for i, item in enumerate(items) if key(item) == after), -1)
+        if start < 0:
             raise bad_request(
                 f"Invalid 'after': no object with id '{after}'.", "after", "invalid_value"
             )
-        start = ids.index(after) + 1
-    data = items[start : start + limit]
+    data = list(items[start : start + limit])
     return {"object": "list", "data": data, "has_more": start + limit < len(items)}
 
 

@@ -1,13 +1,15 @@
 """In-memory state of the emulator (a test double of OpenAI), guarded by one lock.
 
 Files and jobs live in dicts in insertion order; listings are newest first. Jobs are synced to the
-clock on every read (see job.py), so nothing runs in the background.
+clock on every read (see job.py); listings sync only statuses. Nothing runs in the background but
+the webhook thread, while OpenAI-style webhooks are on (webhooks.py).
 """
 
 from __future__ import annotations
 
 import base64
 import dataclasses
+import itertools
 import random
 import threading
 import time
@@ -20,9 +22,10 @@ from .errors import OpenAIError, bad_request, job_not_found
 from .filestore import FileStore, StoredFile
 from .ids import random_id, stable_id
 from .job import Job, JobSpec, public_event
-from .pagination import page, with_ids
+from .pagination import page, page_of, with_ids
 from .plan import build_plan, resolve_hyperparameters, results_csv
 from .telemetry import Telemetry
+from .webhooks import WebhookDispatcher, WebhookTarget
 
 ACTIVE = {"validating_files", "queued", "running", "paused"}
 REJECT_MESSAGE = "Invalid file format. The emulator's reject_files fault is on: every file fails."
@@ -35,16 +38,24 @@ WIND_DOWN_MESSAGE = (
 class EmulatorState:
     """Everything the emulator remembers; every public method takes the lock."""
 
-    def __init__(self, speed: float, org_slug: str, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        speed: float,
+        org_slug: str,
+        clock: Callable[[], float] = time.time,
+        initial_faults: faults.Faults | None = None,
+    ) -> None:
         self.lock = threading.RLock()
         self.initial_speed = speed
+        self.initial_faults = initial_faults
         self.org_slug = org_slug
         self.organization_id = stable_id("org-", 24, org_slug)
         self.clock = clock
+        self.webhooks = WebhookDispatcher(self.tick)
         self.reset()
 
     def reset(self) -> None:
-        """Forget all files, jobs, faults and counters."""
+        """Forget all files, jobs and counters; faults and speed return to their initial values."""
         with self.lock:
             self.speed = self.initial_speed
             self.files = FileStore()
@@ -52,16 +63,29 @@ class EmulatorState:
             self.analyses: dict[str, DataSummary] = {}
             self.faults = faults.Faults()
             self.rng = random.Random()
+            if self.initial_faults is not None:
+                self.set_faults(self.initial_faults.model_copy(deep=True))
             self.telemetry = Telemetry()
+            if self.webhooks.enabled:
+                self.webhooks.configure(None)
 
     # -- requests and faults -------------------------------------------------------------
 
     def on_request(
-        self, route: str, tokens: int, admin: bool
+        self, route: str, tokens: int, admin: bool, entry: dict[str, Any] | None = None
     ) -> tuple[dict[str, str], faults.Draw]:
-        """Count a request; decide its faults (never for admin routes)."""
+        """Count and log a request; decide its faults (never for admin routes).
+
+        `route` is the `/v1` form that faults match; `entry` (the request log line) names the
+        route as called, e.g. `GET /openai/files` for the Azure client.
+        """
         with self.lock:
-            headers = self.telemetry.record(route, tokens, self.clock())
+            now = self.clock()
+            counted = entry["route"] if entry else route
+            headers = self.telemetry.record(counted, tokens, now)
+            if entry is not None:
+                entry["at"] = now
+                self.telemetry.remember(entry)
             draw = faults.Draw() if admin else faults.draw(self.faults, self.rng, route)
             if draw.error is not None:
                 self.telemetry.faults[str(draw.error.status)] += 1
@@ -93,6 +117,21 @@ class EmulatorState:
             active = sum(job.status in ACTIVE for job in self.jobs.values())
             counts = {"jobs": len(self.jobs), "files": len(self.files), "active_jobs": active}
             return {**self.telemetry.snapshot(), **counts, "speed": self.speed}
+
+    def requests(self, limit: int) -> dict[str, Any]:
+        """The last `limit` API requests, newest first (admin routes are not logged)."""
+        with self.lock:
+            return {"object": "list", "data": self.telemetry.recent(limit)}
+
+    def tick(self) -> None:
+        """Bring every job up to now (the webhook thread calls this so jobs finish unobserved)."""
+        with self.lock:
+            self._sync_all()
+
+    def set_webhooks(self, target: WebhookTarget | None) -> dict[str, Any]:
+        """Send OpenAI's `fine_tuning.job.*` webhooks to `target` (None turns them off)."""
+        self.webhooks.configure(target)
+        return self.webhooks.snapshot()
 
     # -- files ---------------------------------------------------------------------------
 
@@ -217,6 +256,7 @@ class EmulatorState:
                 f"maximum of {cap} active fine-tuning jobs ({running} running, "
                 f"{len(active) - running} queued or validating).",
                 code="rate_limit_exceeded",
+                headers=faults.retry_headers(self.faults.retry_after_ms),
             )
 
     def _new_job(self, spec: JobSpec, training: DataSummary, failure: FileFailure | None) -> Job:
@@ -251,10 +291,12 @@ class EmulatorState:
             anchor_real=now,
         )
 
-    def _sync(self, job: Job, now: float) -> None:
-        """Bring one job up to `now`; publish its result file on success."""
-        fail_with = self.faults.fail_jobs_with
-        job.sync(now, self.speed, fail_with.model_dump() if fail_with else None)
+    def _sync(self, job: Job, now: float, lazy: bool = False) -> None:
+        """Bring one job up to `now` (`lazy`: only if its status moves); publish results."""
+        fail_with, was_terminal = self.faults.fail_jobs_with, job.terminal
+        job.sync(now, self.speed, fail_with.model_dump() if fail_with else None, lazy)
+        if job.terminal and not was_terminal:
+            self.webhooks.enqueue(job.terminal, job.id, job.finished_at or int(now))
         if job.terminal == "succeeded" and not job.result_files:
             csv = results_csv(job.id, job.plan.total_steps, job.spec.validation_file is not None)
             file_id, created = random_id(self.rng, "file-", 22), job.finished_at or int(now)
@@ -263,10 +305,10 @@ class EmulatorState:
             job.result_files.append(file_id)
 
     def _sync_all(self) -> None:
-        """Bring every job up to now."""
+        """Bring every job's status up to now; events wait until that job is read."""
         now = self.clock()
         for job in self.jobs.values():
-            self._sync(job, now)
+            self._sync(job, now, lazy=True)
 
     def _job(self, job_id: str) -> Job:
         """A synced job, or OpenAI's 404."""
@@ -294,7 +336,8 @@ class EmulatorState:
             jobs = [
                 job for job in reversed(self.jobs.values()) if _matches(job, metadata, no_metadata)
             ]
-            return page([self._job_dict(job) for job in jobs], after, limit)
+            found = page_of(jobs, after, limit, key=lambda job: job.id)
+            return {**found, "data": [self._job_dict(job) for job in found["data"]]}
 
     def events(self, job_id: str, after: str | None, limit: int) -> dict[str, Any]:
         """A job's events newest first."""
@@ -311,8 +354,9 @@ class EmulatorState:
     def cancel(self, job_id: str) -> dict[str, Any]:
         """`POST …/cancel`."""
         with self.lock:
-            job = self._job(job_id)
-            job.cancel(self.clock())
+            job, now = self._job(job_id), self.clock()
+            job.cancel(now)
+            self.webhooks.enqueue(job.status, job.id, int(now))
             return self._job_dict(job)
 
     def pause(self, job_id: str) -> dict[str, Any]:
@@ -329,14 +373,44 @@ class EmulatorState:
             job.resume(self.clock())
             return self._job_dict(job)
 
-    def advance(self, job_id: str, seconds: float | None) -> dict[str, Any]:
-        """Jump a job forward by emulated `seconds` (to its end when None)."""
+    def advance(
+        self, job_id: str, seconds: float | None, to_status: str | None = None
+    ) -> dict[str, Any]:
+        """Jump a job forward by emulated `seconds`, to `to_status`, or (neither) to its end."""
         with self.lock:
-            job, now = self._job(job_id), self.clock()
-            extra = job.remaining(now, self.speed) if seconds is None else seconds
-            job.reanchor(now, self.speed, extra)
-            self._sync(job, now)
+            job = self._job(job_id)
+            self._jump(job, seconds, to_status)
             return self._job_dict(job)
+
+    def advance_many(
+        self,
+        job_ids: list[str] | None,
+        count: int | None,
+        seconds: float | None,
+        to_status: str | None,
+    ) -> dict[str, Any]:
+        """Jump the given jobs (or the `count` oldest unfinished ones) forward together."""
+        with self.lock:
+            self._sync_all()
+            if job_ids is None:
+                unfinished = (job for job in self.jobs.values() if not job.terminal)
+                jobs = list(itertools.islice(unfinished, count or 0))
+            else:
+                jobs = [self._job(job_id) for job_id in job_ids]
+            for job in jobs:
+                self._jump(job, seconds, to_status)
+            return {"object": "list", "data": [self._job_dict(job) for job in jobs]}
+
+    def _jump(self, job: Job, seconds: float | None, to_status: str | None) -> None:
+        """Move one job's clock forward and materialise what became due (caller locks)."""
+        now = self.clock()
+        if to_status is not None:
+            job.reanchor(now, self.speed, at_least=job.offset_of(to_status))
+        elif seconds is None:
+            job.reanchor(now, self.speed, at_least=job.plan.t_end)
+        else:
+            job.reanchor(now, self.speed, seconds)
+        self._sync(job, now)
 
     # -- chat ----------------------------------------------------------------------------
 
@@ -364,8 +438,10 @@ class EmulatorState:
     def _model_job(self, model: str) -> Job | None:
         """The job that produced `model` (its final model or one of its checkpoints)."""
         with self.lock:
-            self._sync_all()
             for job in self.jobs.values():
+                if model != job.model_name and not model.startswith(job.model_name + ":"):
+                    continue
+                self._sync(job, self.clock())
                 if any(c["fine_tuned_model_checkpoint"] == model for c in job.checkpoints):
                     return job
         return None

@@ -15,6 +15,7 @@ from typing import Any
 REQUEST_LIMIT = 10_000
 TOKEN_LIMIT = 2_000_000
 WINDOW_S = 60.0
+LOG_SIZE = 5000
 
 
 def duration(seconds: float) -> str:
@@ -37,6 +38,7 @@ class Telemetry:
         self.files_created = 0
         self.window: deque[tuple[float, int]] = deque()
         self.window_tokens = 0
+        self.log: deque[dict[str, Any]] = deque(maxlen=LOG_SIZE)
 
     def record(self, route: str, tokens: int, now: float) -> dict[str, str]:
         """Count one call; return its rate-limit headers."""
@@ -54,6 +56,16 @@ class Telemetry:
             "x-ratelimit-remaining-tokens": str(max(0, TOKEN_LIMIT - used_tokens)),
             "x-ratelimit-reset-tokens": duration(used_tokens * WINDOW_S / TOKEN_LIMIT),
         }
+
+    def remember(self, entry: dict[str, Any]) -> None:
+        """Keep one request's shape for `/_emulator/requests` (the oldest drop out)."""
+        self.log.append(entry)
+
+    def recent(self, limit: int) -> list[dict[str, Any]]:
+        """The last `limit` requests, newest first."""
+        newest = list(self.log)[-limit:]
+        newest.reverse()
+        return [dict(entry) for entry in newest]
 
     def snapshot(self) -> dict[str, Any]:
         """The `/_emulator/stats` body (without job/file totals the store adds)."""

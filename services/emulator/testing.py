@@ -69,13 +69,49 @@ class EmulatorControl:
         result: dict[str, Any] = response.json()
         return result
 
-    def advance(self, job_id: str, seconds: float | None = None) -> dict[str, Any]:
-        """Jump a job forward by emulated seconds (to its end when None); returns the job."""
-        return self._post(f"/jobs/{job_id}/advance", {"seconds": seconds})
+    def _get(self, path: str, **params: Any) -> dict[str, Any]:
+        """GET and return the JSON answer (raises on an error status)."""
+        response = self.http.get(path, params=params)
+        response.raise_for_status()
+        result: dict[str, Any] = response.json()
+        return result
+
+    def advance(
+        self, job_id: str, seconds: float | None = None, to_status: str | None = None
+    ) -> dict[str, Any]:
+        """Jump a job forward by emulated seconds, to a status, or (neither) to its end."""
+        return self._post(f"/jobs/{job_id}/advance", {"seconds": seconds, "to_status": to_status})
+
+    def advance_many(
+        self,
+        job_ids: list[str] | None = None,
+        count: int | None = None,
+        seconds: float | None = None,
+        to_status: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Jump these jobs (or the `count` oldest unfinished ones) forward; returns them."""
+        body = {"job_ids": job_ids, "count": count, "seconds": seconds, "to_status": to_status}
+        return list(self._post("/jobs/advance", body)["data"])
 
     def speed(self, value: float) -> None:
-        """Change the speed factor."""
+        """Change the speed factor (0 freezes every job until advanced)."""
         self._post("/speed", {"speed": value})
+
+    def webhooks(self, url: str, secret: str) -> dict[str, Any]:
+        """Send OpenAI's fine_tuning.job.* webhooks to `url`, signed with a `whsec_` secret."""
+        return self._post("/webhooks", {"url": url, "secret": secret})
+
+    def stop_webhooks(self) -> None:
+        """Stop sending webhooks."""
+        self.http.delete("/webhooks").raise_for_status()
+
+    def webhook_deliveries(self) -> list[dict[str, Any]]:
+        """Every webhook delivery since the last `webhooks()` call, with its attempts."""
+        return list(self._get("/webhooks")["deliveries"])
+
+    def requests(self, limit: int = 100) -> list[dict[str, Any]]:
+        """The last API requests, newest first: method, path, query, api, route, auth, status."""
+        return list(self._get("/requests", limit=limit)["data"])
 
     def close(self) -> None:
         """Close the HTTP client."""

@@ -1,16 +1,27 @@
-"""Job and job-event queries."""
+"""Job, job-event, metric, checkpoint and capacity queries."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from decimal import Decimal
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from shared.jobs.schemas import ACTIVE_STATUSES
-from shared.models import Job, JobEvent
+from shared.jobs.schemas import ACTIVE_STATUSES, SLOT_STATUSES
+from shared.models import (
+    Dataset,
+    Job,
+    JobCheckpoint,
+    JobEvent,
+    JobMetric,
+    ProviderCapacity,
+    ProviderSweep,
+)
 from shared.pagination import paginate
+from shared.timeutil import as_utc
 
 POLLED_STATUSES = ("submitted", "running")
 
@@ -41,15 +52,10 @@ def count_active(session: Session, team_id: str) -> int:
     return int(session.scalar(query) or 0)
 
 
-def queue_position(session: Session, job: Job) -> int:
-    """1 + the queued jobs for the same provider and model created before this one."""
-    query = select(func.count()).where(
-        Job.status == "queued",
-        Job.provider == job.provider,
-        Job.model == job.model,
-        Job.id < job.id,
-    )
-    return int(session.scalar(query) or 0) + 1
+def count_queued(session: Session, team_id: str) -> int:
+    """How many of a team's jobs wait in `queued`."""
+    query = select(func.count()).where(Job.team_id == team_id, Job.status == "queued")
+    return int(session.scalar(query) or 0)
 
 
 def queued_using(session: Session, dataset_id: str) -> list[Job]:
@@ -61,16 +67,173 @@ def queued_using(session: Session, dataset_id: str) -> list[Job]:
     return list(session.scalars(query))
 
 
-def claim_due_polls(session: Session, now: datetime, limit: int) -> list[Job]:
-    """Jobs at the provider whose next poll is due, skipping rows another sweep holds."""
+def unreleased_queued(session: Session, limit: int = 500) -> list[Job]:
+    """Queued jobs never released although none of their datasets is still validating."""
+    validating = select(Dataset.id).where(Dataset.status == "validating")
     query = (
         select(Job)
-        .where(Job.status.in_(POLLED_STATUSES), Job.next_poll_at <= now)
-        .order_by(Job.next_poll_at)
+        .where(
+            Job.status == "queued",
+            Job.ready_at.is_(None),
+            Job.training_dataset_id.not_in(validating),
+            Job.validation_dataset_id.is_(None) | Job.validation_dataset_id.not_in(validating),
+        )
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
     return list(session.scalars(query))
+
+
+# -- scheduling ---------------------------------------------------------------------------
+
+
+def lock_capacity(session: Session, provider: str, model: str, capacity: int) -> ProviderCapacity:
+    """The (provider, model) capacity row, created if missing, locked for update."""
+    query = select(ProviderCapacity).where(
+        ProviderCapacity.provider == provider, ProviderCapacity.model == model
+    )
+    row = session.scalar(query.with_for_update())
+    if row is None:
+        try:
+            with session.begin_nested():
+                session.add(ProviderCapacity(provider=provider, model=model, capacity=capacity))
+        except IntegrityError:
+            pass  # another worker created it first
+        row = session.scalar(query.with_for_update().execution_options(populate_existing=True))
+        assert row is not None
+    if row.capacity != capacity:
+        row.capacity = capacity
+    return row
+
+
+def active_by_team(session: Session, provider: str, model: str) -> dict[str, int]:
+    """Jobs holding a slot of (provider, model), per team."""
+    query = (
+        select(Job.team_id, func.count())
+        .where(Job.provider == provider, Job.model == model, Job.status.in_(SLOT_STATUSES))
+        .group_by(Job.team_id)
+    )
+    return {team_id: int(count) for team_id, count in session.execute(query)}
+
+
+def ready_queued(session: Session, provider: str, model: str) -> list[Job]:
+    """Queued jobs whose datasets are ready, oldest first, skipping rows another worker holds."""
+    query = (
+        select(Job)
+        .where(
+            Job.provider == provider,
+            Job.model == model,
+            Job.status == "queued",
+            Job.ready_at.is_not(None),
+        )
+        .order_by(Job.created_at, Job.id)
+        .with_for_update(skip_locked=True)
+    )
+    return list(session.scalars(query))
+
+
+def all_queued(session: Session, provider: str, model: str) -> list[tuple[str, str, datetime]]:
+    """(job id, team id, created_at) of every queued job of (provider, model), oldest first."""
+    query = (
+        select(Job.id, Job.team_id, Job.created_at)
+        .where(Job.provider == provider, Job.model == model, Job.status == "queued")
+        .order_by(Job.created_at, Job.id)
+    )
+    return [(row[0], row[1], row[2]) for row in session.execute(query)]
+
+
+def pairs_with_ready_jobs(session: Session) -> list[tuple[str, str]]:
+    """(provider, model) pairs that have queued jobs ready for a slot."""
+    query = (
+        select(Job.provider, Job.model)
+        .where(Job.status == "queued", Job.ready_at.is_not(None))
+        .distinct()
+    )
+    return [(row[0], row[1]) for row in session.execute(query)]
+
+
+def month_cost(session: Session, team_id: str, since: datetime, exclude: str | None) -> Decimal:
+    """Estimated cost of a team's jobs created since `since` that reached or may reach a provider.
+
+    Jobs that ended before any provider job existed (cancelled while queued, invalid datasets,
+    refused) cost nothing and do not count.
+    """
+    query = select(func.coalesce(func.sum(Job.estimated_cost_usd), 0)).where(
+        Job.team_id == team_id,
+        Job.created_at >= since,
+        Job.estimated_cost_usd.is_not(None),
+        (Job.status.in_(ACTIVE_STATUSES)) | (Job.provider_job_id.is_not(None)),
+    )
+    if exclude:
+        query = query.where(Job.id != exclude)
+    return Decimal(str(session.scalar(query) or 0))
+
+
+def month_counts(session: Session, team_id: str, since: datetime) -> dict[str, int]:
+    """Jobs created since `since`, by status."""
+    query = (
+        select(Job.status, func.count())
+        .where(Job.team_id == team_id, Job.created_at >= since)
+        .group_by(Job.status)
+    )
+    return {status: int(count) for status, count in session.execute(query)}
+
+
+def stuck_uploads(session: Session, before: datetime) -> list[str]:
+    """Jobs left in `uploading` since before `before` (their submit task was lost)."""
+    query = select(Job.id).where(Job.status == "uploading", Job.updated_at < before)
+    return list(session.scalars(query))
+
+
+# -- polling ------------------------------------------------------------------------------
+
+
+def tracked(session: Session, provider: str, job_id: str | None = None) -> list[Job]:
+    """Jobs at a provider that ftq still follows (or just `job_id`, if it is one)."""
+    query = select(Job).where(
+        Job.provider == provider,
+        Job.status.in_(POLLED_STATUSES),
+        Job.provider_job_id.is_not(None),
+    )
+    if job_id is not None:
+        query = query.where(Job.id == job_id)
+    return list(session.scalars(query.order_by(Job.id)))
+
+
+def providers_followed(session: Session) -> list[str]:
+    """Providers with jobs ftq follows."""
+    query = (
+        select(Job.provider)
+        .where(Job.status.in_(POLLED_STATUSES), Job.provider_job_id.is_not(None))
+        .distinct()
+    )
+    return list(session.scalars(query))
+
+
+def claim_sweep(session: Session, provider: str, now: datetime) -> ProviderSweep | None:
+    """The provider's sweep row if its sweep is due, locked (a second sweeper skips it)."""
+    query = select(ProviderSweep).where(ProviderSweep.provider == provider)
+    row = session.scalar(query.with_for_update(skip_locked=True))
+    if row is None:
+        try:
+            with session.begin_nested():
+                session.add(ProviderSweep(provider=provider, last_calls=0))
+        except IntegrityError:
+            return None
+        row = session.scalar(query.with_for_update(skip_locked=True))
+        if row is None:
+            return None
+    due = row.next_sweep_at
+    if due is not None and (as_utc(due) or due) > now:
+        return None
+    return row
+
+
+def record_sweep(session: Session, provider: str, at: datetime, calls: int) -> None:
+    """Note when a provider sweep finished and how many provider calls it made."""
+    row = session.get(ProviderSweep, provider)
+    if row is not None:
+        row.last_sweep_at, row.last_calls = at, calls
 
 
 def known_provider_event_ids(session: Session, job_id: str, ids: Iterable[str]) -> set[str]:
@@ -84,6 +247,26 @@ def known_provider_event_ids(session: Session, job_id: str, ids: Iterable[str]) 
     return {row for row in session.scalars(query) if row}
 
 
+def known_steps(session: Session, job_id: str, steps: Iterable[int]) -> set[int]:
+    """Which of these steps already have a metrics row."""
+    wanted = list(steps)
+    if not wanted:
+        return set()
+    query = select(JobMetric.step).where(JobMetric.job_id == job_id, JobMetric.step.in_(wanted))
+    return set(session.scalars(query))
+
+
+def known_checkpoint_ids(session: Session, job_id: str, ids: Iterable[str]) -> set[str]:
+    """Which of these provider checkpoints are already stored."""
+    wanted = list(ids)
+    if not wanted:
+        return set()
+    query = select(JobCheckpoint.provider_checkpoint_id).where(
+        JobCheckpoint.job_id == job_id, JobCheckpoint.provider_checkpoint_id.in_(wanted)
+    )
+    return set(session.scalars(query))
+
+
 def events_page(
     session: Session, job_id: str, *, limit: int, after: int | None
 ) -> tuple[list[JobEvent], bool]:
@@ -92,17 +275,23 @@ def events_page(
     return paginate(session, query, JobEvent.id, limit=limit, after=after, newest_first=False)
 
 
-def add(session: Session, *objects: Job | JobEvent) -> None:
+def metrics(session: Session, job_id: str) -> list[JobMetric]:
+    """A job's per-step metrics in step order."""
+    query = select(JobMetric).where(JobMetric.job_id == job_id).order_by(JobMetric.step)
+    return list(session.scalars(query))
+
+
+def checkpoints(session: Session, job_id: str) -> list[JobCheckpoint]:
+    """A job's checkpoints in step order."""
+    query = (
+        select(JobCheckpoint)
+        .where(JobCheckpoint.job_id == job_id)
+        .order_by(JobCheckpoint.step_number, JobCheckpoint.id)
+    )
+    return list(session.scalars(query))
+
+
+def add(session: Session, *objects: object) -> None:
     """Stage new rows and flush."""
     session.add_all(objects)
     session.flush()
-
-
-def metric_events(session: Session, job_id: str) -> list[JobEvent]:
-    """A job's provider metrics events in step order."""
-    query = (
-        select(JobEvent)
-        .where(JobEvent.job_id == job_id, JobEvent.type == "metrics")
-        .order_by(JobEvent.id)
-    )
-    return list(session.scalars(query))

@@ -6,13 +6,15 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 JobStatus = Literal[
     "queued", "uploading", "submitted", "running", "succeeded", "failed", "cancelled"
 ]
 TERMINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
 ACTIVE_STATUSES = frozenset({"queued", "uploading", "submitted", "running"})
+# Jobs holding one of the provider's slots (the scheduler's capacity counts these).
+SLOT_STATUSES = frozenset({"uploading", "submitted", "running"})
 
 Auto = Literal["auto"]
 
@@ -73,12 +75,24 @@ class JobCreate(BaseModel):
     model: str = Field(min_length=1, max_length=200)
     training_dataset: str = Field(min_length=1)
     validation_dataset: str | None = None
-    provider: str | None = None
+    validation_split: float | None = Field(
+        default=None,
+        gt=0,
+        lt=1,
+        description="cut this share of the training dataset into a validation dataset (seeded)",
+    )
+    provider: str | None = Field(default=None, min_length=1, max_length=40)
     method: Method = Field(default_factory=Method)
     suffix: str | None = Field(default=None, min_length=1, max_length=64)
     seed: int | None = Field(default=None, ge=0, le=2147483647)
     metadata: dict[str, str] = Field(default_factory=dict)
     webhook_url: str | None = Field(default=None, max_length=2000)
+
+    @model_validator(mode="after")
+    def _one_validation_source(self) -> JobCreate:
+        if self.validation_split is not None and self.validation_dataset is not None:
+            raise ValueError("give validation_dataset or validation_split, not both")
+        return self
 
     @field_validator("metadata")
     @classmethod
@@ -98,6 +112,14 @@ class JobError(BaseModel):
     message: str | None
 
 
+class ResultFile(BaseModel):
+    """The provider's result file (metrics CSV), kept by ftq when the job succeeded."""
+
+    provider_file_id: str
+    bytes: int | None
+    url: str
+
+
 class Job(BaseModel):
     """A job as the team sees it."""
 
@@ -109,6 +131,7 @@ class Job(BaseModel):
     provider: str
     training_dataset: str
     validation_dataset: str | None
+    validation_split: float | None = None
     method: dict[str, Any]
     suffix: str | None
     seed: int | None
@@ -118,6 +141,7 @@ class Job(BaseModel):
     provider_status: str | None
     fine_tuned_model: str | None
     trained_tokens: int | None
+    result_file: ResultFile | None = None
     estimated_cost_usd: Decimal | None
     error: JobError | None
     created_at: datetime
@@ -153,3 +177,14 @@ class MetricPoint(BaseModel):
     valid_mean_token_accuracy: float | None = None
     full_valid_loss: float | None = None
     full_valid_mean_token_accuracy: float | None = None
+
+
+class Checkpoint(BaseModel):
+    """A model snapshot the provider kept at a step, usable as a model name."""
+
+    object: Literal["job.checkpoint"] = "job.checkpoint"
+    id: str
+    step_number: int
+    fine_tuned_model_checkpoint: str
+    metrics: dict[str, Any]
+    created_at: datetime | None

@@ -1,48 +1,48 @@
-"""Jobs: accept a request, hand it to the provider, mirror the provider's state, notify."""
+"""Jobs: accept a request, wait for a provider slot, hand it to the provider, mirror it, notify.
+
+Lifecycle: `queued` (waiting for dataset validation, then for a slot: see scheduling.py) →
+`uploading` (holds a slot; the worker uploads files and creates the provider job exactly once) →
+`submitted` → `running` → `succeeded` | `failed` | `cancelled`. Every status change goes through
+`_set_status`, under the job's row lock, so each change emits exactly one webhook event however
+often a task is retried.
+"""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from shared.datasets import repository as datasets_repo
 from shared.errors import Conflict, NotFound, QuotaExceeded, Unprocessable
 from shared.ids import new_id
-from shared.jobs import repository
-from shared.jobs.schemas import TERMINAL_STATUSES, JobCreate, Method, MetricPoint
+from shared.jobs import repository, scheduling
+from shared.jobs.schemas import TERMINAL_STATUSES, Checkpoint, JobCreate, Method, MetricPoint
 from shared.jobs.schemas import Job as JobOut
 from shared.models import Dataset, Job, JobEvent, Team
 from shared.outbox import enqueue
 from shared.providers.base import JobSpec, ProviderEvent, ProviderJob
-from shared.providers.registry import PROVIDERS
+from shared.providers.registry import check_configured
 from shared.settings import get_settings
-from shared.timeutil import utcnow
+from shared.timeutil import as_utc, utcnow
 from shared.webhooks import service as webhooks
 
 log = logging.getLogger(__name__)
 
-PROVIDER_TO_STATUS = {
-    "validating_files": "submitted",
-    "queued": "submitted",
-    "running": "running",
-    "paused": "running",
-    "succeeded": "succeeded",
-    "failed": "failed",
-    "cancelled": "cancelled",
-}
 WEBHOOK_STATUSES = {"submitted", "running", "succeeded", "failed", "cancelled"}
+DEFAULT_SPLIT_SEED = 0
+MINIMUM_COUNT_ERROR = "too_few_examples"  # the validator's 10-example minimum (training files)
 
 
 def create(session: Session, team: Team, data: JobCreate) -> Job:
-    """Accept a job; it waits in `queued` until its datasets are valid."""
+    """Accept a job; it waits in `queued` until its datasets are valid and a slot is free."""
     provider = data.provider or get_settings().provider
-    if provider not in PROVIDERS:
-        raise Unprocessable(f"unknown provider {provider!r}", param="provider")
+    check_configured(provider)
     training = _usable_dataset(session, team, data.training_dataset, "training_dataset")
     validation = (
         _usable_dataset(session, team, data.validation_dataset, "validation_dataset")
@@ -57,6 +57,15 @@ def create(session: Session, team: Team, data: JobCreate) -> Job:
         )
     if data.webhook_url:
         webhooks.check_destination(data.webhook_url)
+    method = data.method.model_dump(mode="json")
+    cost = _estimated_cost(training, method)
+    reason = scheduling.over_budget(session, team, cost)
+    if reason:
+        raise QuotaExceeded(reason, code="budget_exceeded")
+    source = training
+    if data.validation_split is not None:
+        training, validation = _split(session, team, training, data)
+        cost = _estimated_cost(training, method) if training.report else None
     job = Job(
         id=new_id("ftj"),
         team_id=team.id,
@@ -65,18 +74,45 @@ def create(session: Session, team: Team, data: JobCreate) -> Job:
         model=data.model,
         training_dataset_id=training.id,
         validation_dataset_id=validation.id if validation else None,
-        method=data.method.model_dump(mode="json"),
+        validation_split=data.validation_split,
+        method=method,
         suffix=data.suffix,
         seed=data.seed,
         job_metadata=dict(data.metadata),
         webhook_url=data.webhook_url,
         poll_interval_seconds=get_settings().poll_interval_seconds,
+        estimated_cost_usd=cost,
     )
-    job.estimated_cost_usd = _estimated_cost(training, job.method)
     repository.add(session, job)
     add_event(session, job, f"Job created for model {job.model} on {provider}")
+    if validation is not None and data.validation_split is not None:
+        add_event(
+            session,
+            job,
+            f"Split {data.validation_split:g} of dataset {source.id} into validation dataset "
+            f"{validation.id}; training on {training.id} (seed {_split_seed(data)})",
+        )
     _release_if_ready(session, job)
     return job
+
+
+def _split_seed(data: JobCreate) -> int:
+    return data.seed if data.seed is not None else DEFAULT_SPLIT_SEED
+
+
+def _split(
+    session: Session, team: Team, source: Dataset, data: JobCreate
+) -> tuple[Dataset, Dataset]:
+    """The training remainder and the seeded validation share of a dataset."""
+    from shared.datasets import service as datasets
+    from shared.datasets.schemas import DatasetSplit
+
+    assert data.validation_split is not None
+    request = DatasetSplit(fraction=data.validation_split, seed=_split_seed(data))
+    try:
+        return datasets.split(session, team, source.id, request)
+    except Unprocessable as exc:
+        raise Unprocessable(exc.message, param="validation_split") from exc
 
 
 def _usable_dataset(session: Session, team: Team, dataset_id: str, param: str) -> Dataset:
@@ -87,7 +123,7 @@ def _usable_dataset(session: Session, team: Team, dataset_id: str, param: str) -
         raise Unprocessable(
             f"dataset {dataset_id} has purpose {dataset.purpose!r}, not 'fine-tune'", param=param
         )
-    if dataset.status == "invalid":
+    if not _fit_for(dataset, validation=param == "validation_dataset"):
         raise Unprocessable(
             f"dataset {dataset_id} failed validation; see its report at "
             f"GET /v1/datasets/{dataset_id}",
@@ -110,19 +146,38 @@ def _estimated_cost(dataset: Dataset, method: dict[str, Any]) -> Decimal | None:
     return Decimal(str(round(float(cost), 4)))
 
 
+def _fit_for(dataset: Dataset, *, validation: bool) -> bool:
+    """Not invalid for its role: a validation file needs no minimum count (OpenAI's rule)."""
+    if dataset.status != "invalid":
+        return True
+    by_code = ((dataset.report or {}).get("errors") or {}).get("by_code") or {}
+    return validation and set(by_code) == {MINIMUM_COUNT_ERROR} and bool(dataset.n_examples)
+
+
 def _release_if_ready(session: Session, job: Job) -> None:
-    ids = [job.training_dataset_id, job.validation_dataset_id]
-    datasets = [session.get(Dataset, i) for i in ids if i]
-    if any(d is not None and d.status == "invalid" for d in datasets):
-        bad = next(d for d in datasets if d is not None and d.status == "invalid")
+    """Fail a job whose dataset is invalid; make it eligible for a slot once all are ready."""
+    roles = [(job.training_dataset_id, False), (job.validation_dataset_id, True)]
+    found = [(session.get(Dataset, i), validation) for i, validation in roles if i]
+    datasets = [d for d, _ in found]
+    bad = next((d for d, v in found if d is not None and not _fit_for(d, validation=v)), None)
+    if bad is not None:
         fail(
             session,
             job,
             "invalid_dataset",
             f"dataset {bad.id} failed validation; see GET /v1/datasets/{bad.id}",
         )
-    elif all(d is not None and d.status == "ready" for d in datasets):
-        enqueue(session, "jobs.submit", job.id)
+        return
+    if any(d is None or d.status == "validating" for d in datasets) or job.ready_at:
+        return
+    team = session.get(Team, job.team_id)
+    reason = team and scheduling.over_budget(session, team, job.estimated_cost_usd, exclude=job.id)
+    if reason:
+        fail(session, job, "budget_exceeded", reason)
+        return
+    job.ready_at = utcnow()
+    add_event(session, job, "Datasets ready; waiting for a provider slot")
+    enqueue(session, "jobs.schedule", job.provider, job.model)
 
 
 def on_dataset_validated(session: Session, dataset: Dataset) -> None:
@@ -131,6 +186,23 @@ def on_dataset_validated(session: Session, dataset: Dataset) -> None:
         if job.estimated_cost_usd is None and dataset.id == job.training_dataset_id:
             job.estimated_cost_usd = _estimated_cost(dataset, job.method)
         _release_if_ready(session, job)
+
+
+def release_missed(session: Session) -> None:
+    """Release queued jobs whose dataset finished validating while the job was being created.
+
+    The API reads the dataset as `validating` and the validator looks for waiting jobs before the
+    new job commits: neither releases it, so the sweep does.
+    """
+    for job in repository.unreleased_queued(session):
+        _release_if_ready(session, job)
+
+
+def admit(session: Session, job: Job) -> None:
+    """Give a queued job its provider slot: it moves to `uploading` and is submitted."""
+    job.admitted_at = utcnow()
+    _set_status(session, job, "uploading", f"Provider slot taken on {job.provider}/{job.model}")
+    enqueue(session, "jobs.submit", job.id)
 
 
 def get(session: Session, team: Team, job_id: str) -> Job:
@@ -148,17 +220,38 @@ def list_page(
     return repository.list_for_team(session, team.id, status=status, limit=limit, after=after)
 
 
-def to_schema(session: Session, job: Job) -> JobOut:
-    """The API view of a job (with its queue position while queued)."""
+def to_schemas(session: Session, jobs: list[Job]) -> list[JobOut]:
+    """API views of several jobs (queue positions computed once per provider model)."""
+    positions: dict[str, int] = {}
+    for pair in {(j.provider, j.model) for j in jobs if j.status == "queued"}:
+        positions.update(scheduling.queue_positions(session, *pair))
+    return [to_schema(session, job, positions) for job in jobs]
+
+
+def to_schema(session: Session, job: Job, positions: dict[str, int] | None = None) -> JobOut:
+    """The API view of a job (with its place in the fair queue while queued)."""
     error = {"code": job.error_code, "message": job.error_message} if job.error_code else None
+    position = None
+    if job.status == "queued":
+        if positions is None:
+            positions = scheduling.queue_positions(session, job.provider, job.model)
+        position = positions.get(job.id)
+    result = None
+    if job.result_file_id:
+        result = {
+            "provider_file_id": job.result_file_id,
+            "bytes": job.result_bytes,
+            "url": f"/v1/jobs/{job.id}/result-file",
+        }
     return JobOut(
         id=job.id,
         status=job.status,  # type: ignore[arg-type]
-        queue_position=repository.queue_position(session, job) if job.status == "queued" else None,
+        queue_position=position,
         model=job.model,
         provider=job.provider,
         training_dataset=job.training_dataset_id,
         validation_dataset=job.validation_dataset_id,
+        validation_split=job.validation_split,
         method=job.method,
         suffix=job.suffix,
         seed=job.seed,
@@ -168,6 +261,7 @@ def to_schema(session: Session, job: Job) -> JobOut:
         provider_status=job.provider_status,
         fine_tuned_model=job.fine_tuned_model,
         trained_tokens=job.trained_tokens,
+        result_file=result,  # type: ignore[arg-type]
         estimated_cost_usd=job.estimated_cost_usd,
         error=error,  # type: ignore[arg-type]
         created_at=job.created_at,
@@ -179,7 +273,9 @@ def to_schema(session: Session, job: Job) -> JobOut:
 
 def cancel(session: Session, team: Team, job_id: str) -> Job:
     """Cancel a job now; the provider job, if any, is cancelled by the worker."""
-    job = get(session, team, job_id)
+    get(session, team, job_id)
+    job = repository.lock(session, job_id)
+    assert job is not None
     if job.status in TERMINAL_STATUSES:
         raise Conflict(
             f"job {job.id} is already {job.status}", param="id", code="job_not_cancellable"
@@ -187,6 +283,25 @@ def cancel(session: Session, team: Team, job_id: str) -> Job:
     if job.provider_job_id:
         enqueue(session, "jobs.cancel_at_provider", job.id)
     _set_status(session, job, "cancelled", "Job cancelled at the team's request")
+    return job
+
+
+def request_control(session: Session, team: Team, job_id: str, action: str) -> Job:
+    """Ask the worker to pause or resume a job at its provider (409 when it cannot be)."""
+    get(session, team, job_id)
+    job = repository.lock(session, job_id)
+    assert job is not None
+    wanted = {"pause": "running", "resume": "paused"}[action]
+    if job.status != "running" or job.provider_job_id is None or job.provider_status != wanted:
+        shown = job.provider_status if job.status == "running" else job.status
+        raise Conflict(
+            f"job {job.id} is {shown}; only a job whose provider status is {wanted} can be "
+            f"{action}d",
+            param="id",
+            code={"pause": "job_not_pausable", "resume": "job_not_resumable"}[action],
+        )
+    enqueue(session, "jobs.control_at_provider", job.id, action)
+    add_event(session, job, f"{action.capitalize()} requested; asking {job.provider}")
     return job
 
 
@@ -199,14 +314,48 @@ def events_page(
 
 
 def metrics(session: Session, team: Team, job_id: str) -> list[MetricPoint]:
-    """Per-step metrics, one point per step (the latest report of a step wins)."""
+    """Per-step metrics, one point per step, in step order."""
     job = get(session, team, job_id)
-    points: dict[int, MetricPoint] = {}
-    for event in repository.metric_events(session, job.id):
-        data = event.data or {}
-        if isinstance(data.get("step"), int):
-            points[data["step"]] = MetricPoint.model_validate(data)
-    return [points[step] for step in sorted(points)]
+    return [
+        MetricPoint(
+            step=row.step,
+            total_steps=row.total_steps,
+            train_loss=row.train_loss,
+            train_mean_token_accuracy=row.train_mean_token_accuracy,
+            valid_loss=row.valid_loss,
+            valid_mean_token_accuracy=row.valid_mean_token_accuracy,
+            full_valid_loss=row.full_valid_loss,
+            full_valid_mean_token_accuracy=row.full_valid_mean_token_accuracy,
+        )
+        for row in repository.metrics(session, job.id)
+    ]
+
+
+def checkpoints(session: Session, team: Team, job_id: str) -> list[Checkpoint]:
+    """A job's checkpoints in step order."""
+    job = get(session, team, job_id)
+    return [
+        Checkpoint(
+            id=row.provider_checkpoint_id,
+            step_number=row.step_number,
+            fine_tuned_model_checkpoint=row.fine_tuned_model_checkpoint,
+            metrics=row.metrics,
+            created_at=(
+                datetime.fromtimestamp(row.provider_created_at, UTC)
+                if row.provider_created_at
+                else as_utc(row.created_at)
+            ),
+        )
+        for row in repository.checkpoints(session, job.id)
+    ]
+
+
+def result_blob(session: Session, team: Team, job_id: str) -> tuple[Job, str]:
+    """A job and the blob key of its kept result file (404 when there is none yet)."""
+    job = get(session, team, job_id)
+    if not job.result_blob_key:
+        raise NotFound(f"job {job_id} has no result file yet", param="id")
+    return job, job.result_blob_key
 
 
 def add_event(session: Session, job: Job, message: str, *, level: str = "info") -> None:
@@ -220,6 +369,13 @@ def fail(session: Session, job: Job, code: str, message: str) -> None:
     """Finish a job as failed with a code and a message a person can act on."""
     job.error_code, job.error_message = code, message
     _set_status(session, job, "failed", f"Job failed ({code}): {message}", level="error")
+
+
+def set_status(
+    session: Session, job: Job, status: str, message: str, *, level: str = "info"
+) -> None:
+    """Move a (locked) job to `status`: timestamps, an event, one webhook, a freed slot."""
+    _set_status(session, job, status, message, level=level)
 
 
 def _set_status(
@@ -236,6 +392,14 @@ def _set_status(
     add_event(session, job, message, level=level)
     if status in WEBHOOK_STATUSES:
         webhooks.emit(session, job.team_id, f"job.{status}", job_payload(job), job=job)
+    if status in TERMINAL_STATUSES and job.admitted_at is not None:
+        enqueue(session, "jobs.schedule", job.provider, job.model)  # hand the slot on
+    if status == "succeeded":
+        _on_succeeded(session, job)
+
+
+def _on_succeeded(session: Session, job: Job) -> None:
+    """Follow-up work of a job that just succeeded (in the same transaction)."""
 
 
 def job_payload(job: Job) -> dict[str, Any]:
@@ -266,13 +430,11 @@ class SubmitPlan:
 
 
 def begin_submission(session: Session, job_id: str) -> SubmitPlan | None:
-    """Move a queued job to `uploading` and describe the upload; None if nothing to do."""
+    """Describe the upload of a job that holds a slot; None if there is nothing to do."""
     job = repository.lock(session, job_id)
-    if job is None or job.status not in ("queued", "uploading"):
+    if job is None or job.status != "uploading":
         return None
     job.submit_attempts += 1
-    if job.status == "queued":
-        _set_status(session, job, "uploading", "Uploading files to the provider")
     training = session.get(Dataset, job.training_dataset_id)
     validation = (
         session.get(Dataset, job.validation_dataset_id) if job.validation_dataset_id else None
@@ -317,9 +479,10 @@ def record_submission(session: Session, job_id: str, provider_job: ProviderJob) 
     if job is None:
         return False
     job.provider_job_id = provider_job.id
+    job.provider_created_at = provider_job.created_at
+    if job.status in TERMINAL_STATUSES:
+        return False  # cancelled (or failed) meanwhile: the caller cancels the provider job
     job.provider_status = provider_job.status
-    if job.status == "cancelled":
-        return False
     job.next_poll_at = utcnow()
     job.poll_interval_seconds = get_settings().poll_interval_seconds
     _set_status(session, job, "submitted", f"Submitted to {job.provider} as {provider_job.id}")
@@ -333,78 +496,13 @@ def fail_by_id(session: Session, job_id: str, code: str, message: str) -> None:
         fail(session, job, code, message)
 
 
-def claim_due_polls(session: Session, limit: int = 500) -> list[str]:
-    """Jobs due for a poll, leased for a minute so a second sweep does not take them."""
-    now = utcnow()
-    jobs = repository.claim_due_polls(session, now, limit)
-    for job in jobs:
-        job.next_poll_at = now + timedelta(seconds=60)
-    session.flush()
-    return [job.id for job in jobs]
-
-
 def apply_provider_state(
-    session: Session, job_id: str, state: ProviderJob, events: list[ProviderEvent]
-) -> None:
-    """Mirror the provider's job and new events; back polling off while nothing changes."""
-    job = repository.lock(session, job_id)
-    if job is None or job.status in TERMINAL_STATUSES:
-        return
-    stored = _store_provider_events(session, job, events)
-    changed = stored > 0 or state.status != job.provider_status
-    job.provider_status = state.status
-    _apply_status(session, job, state)
-    if job.status not in TERMINAL_STATUSES:
-        _schedule_next_poll(job, changed)
-    session.flush()
+    session: Session, job_id: str, state: ProviderJob, events: list[ProviderEvent], **kwargs: Any
+) -> bool:
+    """Mirror the provider's job (see sync.apply_provider_state)."""
+    from shared.jobs import sync
 
-
-def _store_provider_events(session: Session, job: Job, events: list[ProviderEvent]) -> int:
-    known = repository.known_provider_event_ids(session, job.id, (e.id for e in events))
-    fresh = [e for e in events if e.id not in known]
-    for event in fresh:
-        session.add(
-            JobEvent(
-                job_id=job.id,
-                source="provider",
-                provider_event_id=event.id,
-                level=event.level,
-                type=event.type,
-                message=event.message,
-                data=event.data,
-            )
-        )
-    if events:
-        job.event_cursor = events[-1].id
-    session.flush()
-    return len(fresh)
-
-
-def _apply_status(session: Session, job: Job, state: ProviderJob) -> None:
-    status = PROVIDER_TO_STATUS.get(state.status, job.status)
-    if status == "succeeded":
-        job.fine_tuned_model, job.trained_tokens = state.fine_tuned_model, state.trained_tokens
-        _set_status(session, job, "succeeded", f"Fine-tuned model ready: {state.fine_tuned_model}")
-    elif status == "failed":
-        code = "provider_failed"
-        message = state.error_message or "the provider reported the job failed"
-        if state.error_code:
-            message = f"{message} (provider code {state.error_code})"
-        fail(session, job, code, message)
-    elif status == "cancelled":
-        _set_status(session, job, "cancelled", "Job was cancelled at the provider")
-    elif status == "running":
-        _set_status(session, job, "running", "Training started at the provider")
-
-
-def _schedule_next_poll(job: Job, changed: bool) -> None:
-    settings = get_settings()
-    base = settings.poll_interval_seconds
-    interval = (
-        base if changed else min(job.poll_interval_seconds * 2, settings.poll_max_interval_seconds)
-    )
-    job.poll_interval_seconds = max(interval, base)
-    job.next_poll_at = utcnow() + timedelta(seconds=job.poll_interval_seconds)
+    return sync.apply_provider_state(session, job_id, state, events, **kwargs)
 
 
 def provider_job_id_of(session: Session, job_id: str) -> tuple[str, str | None, str | None]:
@@ -413,3 +511,13 @@ def provider_job_id_of(session: Session, job_id: str) -> tuple[str, str | None, 
     if job is None:
         raise NotFound(f"no job {job_id}")
     return job.provider, job.provider_job_id, job.event_cursor
+
+
+def job_for_provider_job(
+    session: Session, providers: tuple[str, ...], provider_job_id: str
+) -> str | None:
+    """Our job id for a provider job id (provider webhooks name only theirs)."""
+    query = select(Job.id).where(
+        Job.provider.in_(providers), Job.provider_job_id == provider_job_id
+    )
+    return session.scalar(query)

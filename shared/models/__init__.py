@@ -4,8 +4,12 @@ from shared.models.api_key import ApiKey
 from shared.models.base import Base
 from shared.models.dataset import Dataset
 from shared.models.job import Job
+from shared.models.job_checkpoint import JobCheckpoint
 from shared.models.job_event import JobEvent
+from shared.models.job_metric import JobMetric
 from shared.models.outbox import OutboxMessage
+from shared.models.provider_capacity import ProviderCapacity
+from shared.models.provider_sweep import ProviderSweep
 from shared.models.team import Team
 from shared.models.webhook_attempt import WebhookAttempt
 from shared.models.webhook_delivery import WebhookDelivery
@@ -16,8 +20,12 @@ __all__ = [
     "Base",
     "Dataset",
     "Job",
+    "JobCheckpoint",
     "JobEvent",
+    "JobMetric",
     "OutboxMessage",
+    "ProviderCapacity",
+    "ProviderSweep",
     "Team",
     "WebhookAttempt",
     "WebhookDelivery",

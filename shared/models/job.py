@@ -6,7 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Numeric, String, Text
+from sqlalchemy import BigInteger, ForeignKey, Index, Numeric, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.models.base import Base, CreatedAtMixin
@@ -20,6 +20,7 @@ class Job(CreatedAtMixin, Base):
     __table_args__ = (
         Index("ix_jobs_status_next_poll_at", "status", "next_poll_at"),
         Index("ix_jobs_team_id_created_at", "team_id", "created_at"),
+        Index("ix_jobs_provider_model_status", "provider", "model", "status"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -47,6 +48,17 @@ class Job(CreatedAtMixin, Base):
     next_poll_at: Mapped[datetime | None] = mapped_column(nullable=True)
     poll_interval_seconds: Mapped[float] = mapped_column(default=15.0)
     submit_attempts: Mapped[int] = mapped_column(default=0)
+    # Scheduling: when its datasets were ready (eligible for a slot) and when it took a slot.
+    ready_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    admitted_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    validation_split: Mapped[float | None] = mapped_column(nullable=True)
+    # What the provider's job list last showed (status, tokens, finish, …): a change means sync.
+    provider_fingerprint: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    provider_created_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # The result file (metrics CSV) fetched when the job succeeded, kept in blob storage.
+    result_file_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    result_blob_key: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    result_bytes: Mapped[int | None] = mapped_column(nullable=True)
     started_at: Mapped[datetime | None] = mapped_column(nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(nullable=True)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -17,6 +17,7 @@ class WebhookAttempt(CreatedAtMixin, Base):
     delivery_id: Mapped[str] = mapped_column(
         ForeignKey("webhook_deliveries.id", ondelete="CASCADE"), index=True
     )
+    attempt: Mapped[int] = mapped_column(default=1, server_default="1")
     status_code: Mapped[int | None] = mapped_column(nullable=True)
     duration_ms: Mapped[float] = mapped_column(default=0.0)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)

@@ -16,6 +16,7 @@ class WebhookDelivery(CreatedAtMixin, Base):
     __tablename__ = "webhook_deliveries"
     __table_args__ = (
         Index("ix_webhook_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
+        Index("ix_webhook_deliveries_team_id_id", "team_id", "id"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -26,11 +27,19 @@ class WebhookDelivery(CreatedAtMixin, Base):
         ForeignKey("webhook_endpoints.id", ondelete="SET NULL"), nullable=True, index=True
     )
     job_id: Mapped[str | None] = mapped_column(String(40), nullable=True, index=True)
+    # "endpoint" (signed with the endpoint's secret) or "job_url" (a job's own webhook_url,
+    # signed with the team's secret); kept apart so a deleted endpoint never falls back.
+    destination: Mapped[str] = mapped_column(
+        String(20), default="endpoint", server_default="endpoint"
+    )
     url: Mapped[str] = mapped_column(String(2000))
     payload: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(20), default="pending")
     attempts: Mapped[int] = mapped_column(default=0)
     next_attempt_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    # Set while a worker holds the delivery (its lease runs to next_attempt_at); a stale
+    # worker's late result cannot overwrite the state another worker has since written.
+    lease_token: Mapped[str | None] = mapped_column(String(32), nullable=True)
     last_status_code: Mapped[int | None] = mapped_column(nullable=True)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     delivered_at: Mapped[datetime | None] = mapped_column(nullable=True)

@@ -1,4 +1,22 @@
-"""The provider interface every fine-tuning backend implements, and its error classes."""
+"""The provider interface every fine-tuning backend implements, and its error classes.
+
+A provider is built by `shared.providers.registry.get_provider(name)`. Every method either returns
+or raises one of the three `ProviderError` classes below, which tell the caller what to do:
+`ProviderRetryable` (429, 5xx, timeouts, connection errors: retry later, honouring
+`retry_after`), `ProviderRejected` (400/404/422: the request itself is wrong; fail with the
+provider's message) and `ProviderUnavailable` (403: the provider will not do this for us; fail at
+once, never retry).
+
+Exactly-once rules the callers rely on:
+- `create_job` tags the provider job with our job id in `metadata[METADATA_KEY]`, and `find_job`
+  finds it again by that tag, so a submission retried after any crash never creates a twin.
+- `upload_file` uploads under a filename derived from our dataset id, and `find_file` finds an
+  earlier upload of the same name and size, so a retried upload does not leave a second file.
+
+Optional abilities have defaults in `ProviderBase` (subclass it): a provider that cannot list its
+jobs sets `lists_jobs = False` and is followed job by job with `get_job`; one that cannot pause
+raises `ProviderRejected` from `pause_job` / `resume_job`.
+"""
 
 from __future__ import annotations
 
@@ -62,6 +80,48 @@ class ProviderJob:
     error_message: str | None = None
     result_files: tuple[str, ...] = ()
     metadata: dict[str, str] = field(default_factory=dict)
+    created_at: int | None = None
+    finished_at: int | None = None
+
+    @property
+    def ftq_job_id(self) -> str | None:
+        """Our job id, from the metadata tag."""
+        return self.metadata.get(METADATA_KEY)
+
+    @property
+    def fingerprint(self) -> str:
+        """What a job list shows that changes when the job moves (status, tokens, finish, …).
+
+        A running job's steps do not show here: its events are checked on a back-off schedule.
+        """
+        parts = (
+            self.status,
+            self.trained_tokens,
+            self.finished_at,
+            self.fine_tuned_model,
+            self.error_code,
+            len(self.result_files),
+        )
+        return "|".join("" if part is None else str(part) for part in parts)
+
+
+@dataclass(frozen=True)
+class JobPage:
+    """One page of the provider's job list, newest first."""
+
+    jobs: list[ProviderJob]
+    has_more: bool
+
+
+@dataclass(frozen=True)
+class ProviderCheckpoint:
+    """A model snapshot the provider kept at a step."""
+
+    id: str
+    step_number: int
+    fine_tuned_model_checkpoint: str
+    metrics: dict[str, Any] = field(default_factory=dict)
+    created_at: int | None = None
 
 
 @dataclass(frozen=True)
@@ -86,16 +146,25 @@ class ChatResult:
 
 
 class Provider(Protocol):
-    """Upload, create, follow and cancel fine-tuning jobs at one backend."""
+    """Upload, create, follow, pause, resume and cancel fine-tuning jobs at one backend."""
 
     name: str
+    lists_jobs: bool
 
     def upload_file(self, path: Path, filename: str) -> str:
-        """Upload a training file and return the provider's file id."""
+        """Upload a training file under `filename` and return the provider's file id."""
+        ...
+
+    def find_file(self, filename: str, size: int) -> str | None:
+        """An earlier upload with this filename and size (the crash-safe twin of an upload)."""
         ...
 
     def file_exists(self, file_id: str) -> bool:
         """Whether a previously uploaded file is still there."""
+        ...
+
+    def file_content(self, file_id: str) -> bytes:
+        """A file's bytes (result files: the metrics CSV)."""
         ...
 
     def find_job(self, ftq_job_id: str) -> ProviderJob | None:
@@ -110,12 +179,28 @@ class Provider(Protocol):
         """The current state of a job."""
         ...
 
+    def list_jobs(self, after: str | None = None, limit: int = 100) -> JobPage:
+        """One page of all jobs, newest first; `after` is the last id of the previous page."""
+        ...
+
     def events_after(self, provider_job_id: str, cursor: str | None) -> list[ProviderEvent]:
         """Events newer than the cursor event, oldest first."""
         ...
 
+    def list_checkpoints(self, provider_job_id: str) -> list[ProviderCheckpoint]:
+        """A job's checkpoints, oldest first."""
+        ...
+
     def cancel_job(self, provider_job_id: str) -> ProviderJob:
         """Ask the provider to cancel a job."""
+        ...
+
+    def pause_job(self, provider_job_id: str) -> ProviderJob:
+        """Pause a running job (ProviderRejected where unsupported)."""
+        ...
+
+    def resume_job(self, provider_job_id: str) -> ProviderJob:
+        """Resume a paused job (ProviderRejected where unsupported)."""
         ...
 
     def complete_chat(
@@ -128,3 +213,34 @@ class Provider(Protocol):
     ) -> ChatResult:
         """One chat completion (evals call this for base and fine-tuned models)."""
         ...
+
+
+class ProviderBase:
+    """Defaults for a provider's optional abilities; subclass it and override what you have."""
+
+    name: str = "provider"
+    lists_jobs: bool = False
+
+    def find_file(self, filename: str, size: int) -> str | None:
+        """No way to find earlier uploads: a retried upload uploads again."""
+        return None
+
+    def list_jobs(self, after: str | None = None, limit: int = 100) -> JobPage:
+        """Unsupported: the poller follows such a provider's jobs one by one."""
+        raise ProviderRejected(f"{self.name} cannot list its jobs", code="unsupported")
+
+    def list_checkpoints(self, provider_job_id: str) -> list[ProviderCheckpoint]:
+        """No checkpoints."""
+        return []
+
+    def file_content(self, file_id: str) -> bytes:
+        """No result files."""
+        raise ProviderRejected(f"{self.name} keeps no file {file_id}", code="unsupported")
+
+    def pause_job(self, provider_job_id: str) -> ProviderJob:
+        """Unsupported."""
+        raise ProviderRejected(f"{self.name} cannot pause jobs", code="unsupported")
+
+    def resume_job(self, provider_job_id: str) -> ProviderJob:
+        """Unsupported."""
+        raise ProviderRejected(f"{self.name} cannot resume jobs", code="unsupported")

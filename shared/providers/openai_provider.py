@@ -1,17 +1,27 @@
-"""The OpenAI-compatible provider: OpenAI, Azure OpenAI and the emulator, via the official SDK."""
+"""The OpenAI-compatible provider: OpenAI, Azure OpenAI and the emulator, via the official SDK.
+
+The client is built with `max_retries=0`: retries belong to ftq (Celery retries honouring
+`retry-after`, the sweep's back-off), because the SDK re-POSTs creates without an idempotency
+key. Every call is counted in `ftq_provider_calls_total{provider, operation, outcome}`.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import openai
 from openai import OpenAI
 
+from shared.observability.metrics import record_provider_call
 from shared.providers.base import (
     METADATA_KEY,
     ChatResult,
+    JobPage,
     JobSpec,
+    ProviderBase,
+    ProviderCheckpoint,
     ProviderEvent,
     ProviderJob,
     ProviderRejected,
@@ -20,39 +30,98 @@ from shared.providers.base import (
 )
 
 EVENT_PAGE = 100
+JOB_PAGE = 100
+FILE_PAGE = 100
+FILE_PAGES_SEARCHED = 3  # an upload lost to a crash is among the newest 300 files
+RETRY_AFTER_CAP = 1800.0
 
 
-class OpenAIProvider:
+class OpenAIProvider(ProviderBase):
     """Every call goes through one SDK client; SDK errors become ftq's provider errors."""
 
-    def __init__(self, name: str, client: OpenAI) -> None:
+    lists_jobs = True
+
+    def __init__(
+        self, name: str, client: OpenAI, *, deployments: dict[str, str] | None = None
+    ) -> None:
         self.name = name
         self.client = client
+        # Azure serves chat per deployment: the SDK puts `model` in the path, so map it.
+        self.deployments = dict(deployments or {})
+
+    def _call(self, operation: str, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Call the SDK, count the call, and classify its failure."""
+        try:
+            result = func(*args, **kwargs)
+        except openai.APIConnectionError as exc:
+            record_provider_call(self.name, operation, "connection_error")
+            raise classify(exc) from exc
+        except openai.APIStatusError as exc:
+            record_provider_call(self.name, operation, str(exc.status_code))
+            raise classify(exc) from exc
+        except openai.APIError as exc:
+            record_provider_call(self.name, operation, "error")
+            raise classify(exc) from exc
+        record_provider_call(self.name, operation, "ok")
+        return result
+
+    # -- files ----------------------------------------------------------------------------
 
     def upload_file(self, path: Path, filename: str) -> str:
         """Upload a JSONL file for fine-tuning."""
         with path.open("rb") as handle:
-            created = _call(self.client.files.create, file=(filename, handle), purpose="fine-tune")
+            created = self._call(
+                "upload_file",
+                self.client.files.create,
+                file=(filename, handle),
+                purpose="fine-tune",
+            )
         return str(created.id)
+
+    def find_file(self, filename: str, size: int) -> str | None:
+        """The newest fine-tune file with this name and size, among the newest few hundred."""
+        after: str | None = None
+        for _ in range(FILE_PAGES_SEARCHED):
+            kwargs: dict[str, Any] = {"purpose": "fine-tune", "limit": FILE_PAGE, "order": "desc"}
+            if after:
+                kwargs["after"] = after
+            page = self._call("list_files", self.client.files.list, **kwargs)
+            for item in page.data:
+                if item.filename == filename and int(item.bytes) == size:
+                    return str(item.id)
+            if not page.has_more or not page.data:
+                return None
+            after = page.data[-1].id
+        return None
 
     def file_exists(self, file_id: str) -> bool:
         """Whether the file can still be retrieved."""
         try:
-            self.client.files.retrieve(file_id)
-        except openai.NotFoundError:
-            return False
-        except openai.APIError as exc:
-            raise _classify(exc) from exc
+            self._call("retrieve_file", self.client.files.retrieve, file_id)
+        except ProviderRejected as exc:
+            if exc.status == 404:
+                return False
+            raise
         return True
+
+    def file_content(self, file_id: str) -> bytes:
+        """A file's raw bytes."""
+        response = self._call("file_content", self.client.files.content, file_id)
+        return bytes(response.content)
+
+    # -- jobs -----------------------------------------------------------------------------
 
     def find_job(self, ftq_job_id: str) -> ProviderJob | None:
         """Look our job up by its metadata tag (the SDK sends no idempotency key)."""
-        page = _call(
-            self.client.fine_tuning.jobs.list, metadata={METADATA_KEY: ftq_job_id}, limit=10
+        page = self._call(
+            "find_job",
+            self.client.fine_tuning.jobs.list,
+            metadata={METADATA_KEY: ftq_job_id},
+            limit=10,
         )
         for job in page.data:
             if (job.metadata or {}).get(METADATA_KEY) == ftq_job_id:
-                return _to_job(job)
+                return to_job(job)
         return None
 
     def create_job(self, spec: JobSpec) -> ProviderJob:
@@ -69,11 +138,21 @@ class OpenAIProvider:
             "method": spec.method or None,
         }
         body.update({k: v for k, v in optional.items() if v is not None})
-        return _to_job(_call(self.client.fine_tuning.jobs.create, **body))
+        return to_job(self._call("create_job", self.client.fine_tuning.jobs.create, **body))
 
     def get_job(self, provider_job_id: str) -> ProviderJob:
         """Retrieve one job."""
-        return _to_job(_call(self.client.fine_tuning.jobs.retrieve, provider_job_id))
+        return to_job(
+            self._call("retrieve_job", self.client.fine_tuning.jobs.retrieve, provider_job_id)
+        )
+
+    def list_jobs(self, after: str | None = None, limit: int = JOB_PAGE) -> JobPage:
+        """One page of the organisation's jobs, newest first."""
+        kwargs: dict[str, Any] = {"limit": limit}
+        if after:
+            kwargs["after"] = after
+        page = self._call("list_jobs", self.client.fine_tuning.jobs.list, **kwargs)
+        return JobPage(jobs=[to_job(job) for job in page.data], has_more=bool(page.has_more))
 
     def events_after(self, provider_job_id: str, cursor: str | None) -> list[ProviderEvent]:
         """Walk the newest-first event list back to the cursor; return the new ones oldest first."""
@@ -83,18 +162,53 @@ class OpenAIProvider:
             kwargs: dict[str, Any] = {"limit": EVENT_PAGE}
             if after:
                 kwargs["after"] = after
-            page = _call(self.client.fine_tuning.jobs.list_events, provider_job_id, **kwargs)
+            page = self._call(
+                "list_events", self.client.fine_tuning.jobs.list_events, provider_job_id, **kwargs
+            )
             for event in page.data:
                 if event.id == cursor:
                     return list(reversed(fresh))
-                fresh.append(_to_event(event))
+                fresh.append(to_event(event))
             if not page.has_more or not page.data:
                 return list(reversed(fresh))
             after = page.data[-1].id
 
+    def list_checkpoints(self, provider_job_id: str) -> list[ProviderCheckpoint]:
+        """Every checkpoint of a job (OpenAI keeps the last few), oldest first."""
+        found: list[ProviderCheckpoint] = []
+        after: str | None = None
+        while True:
+            kwargs: dict[str, Any] = {"limit": EVENT_PAGE}
+            if after:
+                kwargs["after"] = after
+            page = self._call(
+                "list_checkpoints",
+                self.client.fine_tuning.jobs.checkpoints.list,
+                provider_job_id,
+                **kwargs,
+            )
+            found.extend(to_checkpoint(item) for item in page.data)
+            if not page.has_more or not page.data:
+                return sorted(found, key=lambda c: c.step_number)
+            after = page.data[-1].id
+
     def cancel_job(self, provider_job_id: str) -> ProviderJob:
         """Cancel a job at the provider."""
-        return _to_job(_call(self.client.fine_tuning.jobs.cancel, provider_job_id))
+        return to_job(
+            self._call("cancel_job", self.client.fine_tuning.jobs.cancel, provider_job_id)
+        )
+
+    def pause_job(self, provider_job_id: str) -> ProviderJob:
+        """Pause a running job."""
+        return to_job(self._call("pause_job", self.client.fine_tuning.jobs.pause, provider_job_id))
+
+    def resume_job(self, provider_job_id: str) -> ProviderJob:
+        """Resume a paused job."""
+        return to_job(
+            self._call("resume_job", self.client.fine_tuning.jobs.resume, provider_job_id)
+        )
+
+    # -- chat -----------------------------------------------------------------------------
 
     def complete_chat(
         self,
@@ -104,11 +218,15 @@ class OpenAIProvider:
         max_tokens: int | None = None,
         temperature: float = 0.0,
     ) -> ChatResult:
-        """One chat completion through the SDK."""
-        kwargs: dict[str, Any] = {"model": model, "messages": messages, "temperature": temperature}
+        """One chat completion through the SDK (on Azure, `model` names the deployment)."""
+        kwargs: dict[str, Any] = {
+            "model": self.deployments.get(model, model),
+            "messages": messages,
+            "temperature": temperature,
+        }
         if max_tokens is not None:
             kwargs["max_tokens"] = max_tokens
-        completion = _call(self.client.chat.completions.create, **kwargs)
+        completion = self._call("chat_completion", self.client.chat.completions.create, **kwargs)
         usage = completion.usage
         return ChatResult(
             text=completion.choices[0].message.content or "",
@@ -117,14 +235,8 @@ class OpenAIProvider:
         )
 
 
-def _call(func: Any, *args: Any, **kwargs: Any) -> Any:
-    try:
-        return func(*args, **kwargs)
-    except openai.APIError as exc:
-        raise _classify(exc) from exc
-
-
-def _classify(exc: openai.APIError) -> Exception:
+def classify(exc: openai.APIError) -> Exception:
+    """Turn an SDK error into ftq's retry / reject / unavailable classes."""
     if isinstance(exc, openai.APIConnectionError):
         return ProviderRetryable(f"provider unreachable: {type(exc).__name__}")
     status = getattr(exc, "status_code", None)
@@ -141,19 +253,32 @@ def _message(exc: openai.APIError) -> str:
     body = getattr(exc, "body", None)
     if isinstance(body, dict) and isinstance(body.get("message"), str):
         return str(body["message"])
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        inner = body["error"].get("message")
+        if isinstance(inner, str):
+            return inner
     return str(exc.message)
 
 
 def _retry_after(exc: openai.APIError) -> float | None:
+    """`retry-after-ms` or `retry-after` (seconds) of a response, capped."""
     response = getattr(exc, "response", None)
-    value = response.headers.get("retry-after") if response is not None else None
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
+    if response is None:
         return None
+    headers = response.headers
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value is None:
+            continue
+        try:
+            return min(max(float(value) * scale, 0.0), RETRY_AFTER_CAP)
+        except ValueError:
+            continue
+    return None
 
 
-def _to_job(job: Any) -> ProviderJob:
+def to_job(job: Any) -> ProviderJob:
+    """The SDK's job object, reduced (a non-failed job's `error` is an object of nulls)."""
     error = getattr(job, "error", None)
     return ProviderJob(
         id=job.id,
@@ -164,10 +289,13 @@ def _to_job(job: Any) -> ProviderJob:
         error_message=getattr(error, "message", None) if error else None,
         result_files=tuple(job.result_files or ()),
         metadata=dict(job.metadata or {}),
+        created_at=getattr(job, "created_at", None),
+        finished_at=getattr(job, "finished_at", None),
     )
 
 
-def _to_event(event: Any) -> ProviderEvent:
+def to_event(event: Any) -> ProviderEvent:
+    """The SDK's event object, reduced."""
     data = event.data if isinstance(event.data, dict) else None
     return ProviderEvent(
         id=event.id,
@@ -176,4 +304,16 @@ def _to_event(event: Any) -> ProviderEvent:
         message=event.message,
         type=str(event.type or "message"),
         data=data,
+    )
+
+
+def to_checkpoint(item: Any) -> ProviderCheckpoint:
+    """The SDK's checkpoint object, reduced."""
+    metrics = item.metrics.model_dump(exclude_none=True) if item.metrics is not None else {}
+    return ProviderCheckpoint(
+        id=item.id,
+        step_number=int(item.step_number),
+        fine_tuned_model_checkpoint=item.fine_tuned_model_checkpoint,
+        metrics=metrics,
+        created_at=int(item.created_at),
     )

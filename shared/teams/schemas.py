@@ -19,6 +19,17 @@ class TeamCreate(BaseModel):
     monthly_budget_usd: Decimal | None = Field(default=None, ge=0)
 
 
+class TeamUsage(BaseModel):
+    """What a team has used this calendar month (UTC)."""
+
+    month: str
+    estimated_cost_usd: Decimal
+    budget_remaining_usd: Decimal | None
+    jobs_created: int
+    active_jobs: int
+    queued_jobs: int
+
+
 class Team(BaseModel):
     """A team as its members and admins see it."""
 
@@ -30,6 +41,7 @@ class Team(BaseModel):
     max_active_jobs: int
     monthly_budget_usd: Decimal | None
     created_at: datetime
+    usage: TeamUsage | None = None
 
 
 class ApiKeyCreated(BaseModel):

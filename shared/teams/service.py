@@ -9,7 +9,7 @@ from shared.ids import new_id
 from shared.models import ApiKey, Team
 from shared.security import encrypt, hash_api_key, new_api_key
 from shared.teams import repository
-from shared.teams.schemas import ApiKeyCreated, TeamCreate, TeamCreated
+from shared.teams.schemas import ApiKeyCreated, TeamCreate, TeamCreated, TeamUsage
 from shared.teams.schemas import Team as TeamOut
 from shared.timeutil import utcnow
 from shared.webhooks.signing import generate_secret
@@ -72,3 +72,22 @@ def get_team(session: Session, team_id: str) -> Team:
     if team is None:
         raise NotFound(f"no team {team_id}", param="id")
     return team
+
+
+def usage(session: Session, team: Team) -> TeamUsage:
+    """The team's usage this calendar month: estimated spend against its budget, job counts."""
+    from shared.jobs import repository as jobs_repo
+    from shared.jobs import scheduling
+
+    start = scheduling.month_start()
+    spent = scheduling.spent_this_month(session, team.id)
+    counts = jobs_repo.month_counts(session, team.id, start)
+    budget = team.monthly_budget_usd
+    return TeamUsage(
+        month=start.strftime("%Y-%m"),
+        estimated_cost_usd=spent,
+        budget_remaining_usd=max(budget - spent, 0) if budget is not None else None,
+        jobs_created=sum(counts.values()),
+        active_jobs=jobs_repo.count_active(session, team.id),
+        queued_jobs=jobs_repo.count_queued(session, team.id),
+    )

@@ -19,12 +19,15 @@ class _Uniform(Protocol):
 
 
 def next_delay(
-    attempts_made: int, retry_after: float | None = None, rng: _Uniform = random
+    attempts_made: int,
+    retry_after: float | None = None,
+    rng: _Uniform = random,
+    scale: float = 1.0,
 ) -> float | None:
     """Seconds to wait before the next attempt, or None when every attempt has been made."""
     if attempts_made < 0 or attempts_made >= MAX_ATTEMPTS:
         return None
-    base = SCHEDULE_SECONDS[attempts_made]
+    base = SCHEDULE_SECONDS[attempts_made] * scale
     delay = max(0.0, base * (1 + rng.uniform(-JITTER, JITTER)))
     return max(delay, _capped_retry_after(retry_after))
 

@@ -63,8 +63,24 @@ class WebhookEndpointWithSecret(WebhookEndpoint):
     secret: str
 
 
+DeliveryStatus = Literal["pending", "succeeded", "failed"]
+
+
+class WebhookAttempt(BaseModel):
+    """One HTTP attempt: what came back (or the network error) and how long it took."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    attempt: int
+    status_code: int | None
+    duration_ms: float
+    error: str | None
+    response_snippet: str | None
+    created_at: datetime
+
+
 class WebhookDelivery(BaseModel):
-    """One event to one destination, with its retry state."""
+    """One event to one destination, with its retry state and attempt log."""
 
     model_config = ConfigDict(from_attributes=True)
 
@@ -72,6 +88,7 @@ class WebhookDelivery(BaseModel):
     id: str
     event_id: str
     event_type: str
+    destination: Literal["endpoint", "job_url"]
     endpoint_id: str | None
     job_id: str | None
     url: str
@@ -82,3 +99,4 @@ class WebhookDelivery(BaseModel):
     last_error: str | None
     delivered_at: datetime | None
     created_at: datetime
+    attempt_log: list[WebhookAttempt] = Field(default_factory=list)

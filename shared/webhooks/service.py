@@ -4,30 +4,37 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import timedelta
-from functools import lru_cache
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
 
-from shared.errors import NotFound
+from shared.errors import Conflict, NotFound
 from shared.ids import new_id
 from shared.models import Job, Team, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from shared.observability.metrics import record_webhook_attempt
 from shared.outbox import enqueue
 from shared.security import decrypt, encrypt
 from shared.settings import get_settings
 from shared.timeutil import as_utc, utcnow
 from shared.webhooks import repository
+from shared.webhooks.dispatcher import Dispatcher, Outgoing, get_dispatcher
 from shared.webhooks.schedule import next_delay
 from shared.webhooks.schemas import WebhookEndpointCreate, WebhookEndpointUpdate
 from shared.webhooks.signing import build_headers, generate_secret
 from shared.webhooks.ssrf import check_url
-from shared.webhooks.transport import SendResult, WebhookSender
+from shared.webhooks.transport import SendResult
 
 log = logging.getLogger(__name__)
 
 ROTATION_OVERLAP = timedelta(hours=24)
-CLAIM_LEASE = timedelta(seconds=60)
+BATCH_SIZE = 200
+ENDPOINT = "endpoint"
+JOB_URL = "job_url"
 
 
 def check_destination(url: str) -> None:
@@ -82,9 +89,9 @@ def update_endpoint(
     changes = data.model_dump(exclude_unset=True)
     if changes.get("url"):
         check_destination(changes["url"])
-    for field, value in changes.items():
-        if value is not None or field == "description":
-            setattr(endpoint, field, list(value) if field == "events" else value)
+    for name, value in changes.items():
+        if value is not None or name == "description":
+            setattr(endpoint, name, list(value) if name == "events" else value)
     if changes.get("disabled") is False:
         endpoint.disabled_reason = None
     session.flush()
@@ -92,8 +99,10 @@ def update_endpoint(
 
 
 def delete_endpoint(session: Session, team: Team, endpoint_id: str) -> None:
-    """Remove an endpoint; its delivery log stays."""
-    session.delete(get_endpoint(session, team, endpoint_id))
+    """Remove an endpoint; its delivery log stays, its pending deliveries give up."""
+    endpoint = get_endpoint(session, team, endpoint_id)
+    repository.fail_pending_for_endpoint(session, endpoint.id, "endpoint was deleted")
+    session.delete(endpoint)
     session.flush()
 
 
@@ -130,11 +139,12 @@ def emit(
             event_type=event_type,
             team_id=team_id,
             endpoint_id=endpoint_id,
+            destination=ENDPOINT if endpoint_id else JOB_URL,
             job_id=job.id if job else data.get("job_id"),
             url=url,
             payload=body,
             status="pending",
-            next_attempt_at=now + CLAIM_LEASE,
+            next_attempt_at=now,
         )
         repository.add(session, delivery)
         enqueue(session, "webhooks.deliver", delivery.id)
@@ -154,101 +164,221 @@ def _destinations(
     return targets
 
 
-def _signing_secrets(session: Session, delivery: WebhookDelivery) -> list[str]:
-    if delivery.endpoint_id is None:
-        team = session.get(Team, delivery.team_id)
-        return [decrypt(team.signing_secret_encrypted)] if team else []
-    endpoint = session.get(WebhookEndpoint, delivery.endpoint_id)
-    if endpoint is None:
-        return []
+@dataclass(frozen=True)
+class Claimed:
+    """A delivery leased to this worker, with what it takes to sign and send it."""
+
+    id: str
+    event_id: str
+    url: str
+    payload: bytes
+    endpoint_id: str | None
+    attempt: int
+    lease_token: str
+    secrets: tuple[str, ...] = field(repr=False)
+
+
+def claim_batch(
+    session: Session, *, limit: int = BATCH_SIZE, first_id: str | None = None
+) -> list[Claimed]:
+    """Lease up to `limit` due deliveries (`first_id` first) so no other worker sends them."""
+    rows = repository.claim_due_deliveries(session, utcnow(), limit, first_id=first_id)
+    return _lease(session, rows)
+
+
+def _lease(session: Session, rows: Sequence[WebhookDelivery]) -> list[Claimed]:
+    now, token = utcnow(), uuid.uuid4().hex
+    lease_until = now + timedelta(seconds=get_settings().webhook_lease_seconds)
+    book = _SecretBook(session, rows)
+    claimed = []
+    for delivery in rows:
+        secrets = book.secrets_for(delivery)
+        if isinstance(secrets, str):
+            _give_up(delivery, secrets)
+            continue
+        delivery.url = book.url_for(delivery)
+        delivery.next_attempt_at, delivery.lease_token = lease_until, token
+        claimed.append(_claimed(delivery, secrets, token))
+    session.flush()
+    return claimed
+
+
+def _claimed(delivery: WebhookDelivery, secrets: tuple[str, ...], token: str) -> Claimed:
+    return Claimed(
+        id=delivery.id,
+        event_id=delivery.event_id,
+        url=delivery.url,
+        payload=delivery.payload.encode(),
+        endpoint_id=delivery.endpoint_id,
+        attempt=delivery.attempts + 1,
+        lease_token=token,
+        secrets=secrets,
+    )
+
+
+class _SecretBook:
+    """Signing secrets and current URLs of a batch's destinations, loaded and decrypted once."""
+
+    def __init__(self, session: Session, rows: Sequence[WebhookDelivery]) -> None:
+        self.endpoints = repository.endpoints_by_id(
+            session, {d.endpoint_id for d in rows if d.endpoint_id}
+        )
+        self.teams = repository.team_secrets(
+            session, {d.team_id for d in rows if d.destination == JOB_URL}
+        )
+        self.cache: dict[str, tuple[str, ...]] = {}
+
+    def secrets_for(self, delivery: WebhookDelivery) -> tuple[str, ...] | str:
+        """The secrets to sign with, or why the delivery cannot be sent any more."""
+        if delivery.destination == JOB_URL:
+            encrypted = self.teams.get(delivery.team_id)
+            return self._decrypted(delivery.team_id, encrypted) if encrypted else "team deleted"
+        endpoint = self.endpoints.get(delivery.endpoint_id or "")
+        if endpoint is None:
+            return "endpoint was deleted"
+        if endpoint.disabled:
+            return f"endpoint is disabled ({endpoint.disabled_reason or 'by the team'})"
+        if endpoint.id not in self.cache:
+            self.cache[endpoint.id] = _endpoint_secrets(endpoint)
+        return self.cache[endpoint.id]
+
+    def url_for(self, delivery: WebhookDelivery) -> str:
+        """An endpoint's current URL (a changed URL applies to retries); a job's own URL."""
+        endpoint = self.endpoints.get(delivery.endpoint_id or "")
+        return endpoint.url if endpoint is not None else delivery.url
+
+    def _decrypted(self, key: str, encrypted: str) -> tuple[str, ...]:
+        if key not in self.cache:
+            self.cache[key] = (decrypt(encrypted),)
+        return self.cache[key]
+
+
+def _endpoint_secrets(endpoint: WebhookEndpoint) -> tuple[str, ...]:
+    """The current secret, plus the previous one during the rotation overlap."""
     secrets = [decrypt(endpoint.secret_encrypted)]
     expires = as_utc(endpoint.previous_secret_expires_at)
     if endpoint.previous_secret_encrypted and expires and expires > utcnow():
         secrets.append(decrypt(endpoint.previous_secret_encrypted))
-    return secrets
+    return tuple(secrets)
 
 
-@lru_cache
-def get_sender() -> WebhookSender:
-    """The process-wide pooled, SSRF-safe sender."""
-    settings = get_settings()
-    return WebhookSender(
-        timeout=settings.webhook_timeout_seconds,
-        allow_hosts=settings.webhook_allow_hosts,
-        require_https=settings.environment == "production",
-    )
+def send_batch(
+    claimed: Sequence[Claimed], dispatcher: Dispatcher | None = None
+) -> list[SendResult]:
+    """Sign and send every claimed delivery concurrently; no database access."""
+    timestamp = int(time.time())
+    requests = [
+        Outgoing(c.url, c.payload, build_headers(c.event_id, timestamp, c.payload, c.secrets))
+        for c in claimed
+    ]
+    return (dispatcher or get_dispatcher()).send_many(requests)
 
 
-def deliver(session: Session, delivery_id: str, sender: WebhookSender | None = None) -> str | None:
-    """Attempt one delivery now; record the attempt and schedule the next one if it failed."""
-    delivery = repository.lock_delivery(session, delivery_id)
-    if delivery is None or delivery.status != "pending":
-        return delivery.status if delivery else None
-    secrets = _signing_secrets(session, delivery)
-    if not secrets:
-        _give_up(delivery, "destination was deleted")
-        session.flush()
-        return delivery.status
-    body = delivery.payload.encode()
-    headers = build_headers(delivery.event_id, int(utcnow().timestamp()), body, secrets)
-    result = (sender or get_sender()).send(delivery.url, body, headers)
-    _record(session, delivery, result)
-    return delivery.status
-
-
-def _record(session: Session, delivery: WebhookDelivery, result: SendResult) -> None:
-    repository.add(
-        session,
-        WebhookAttempt(
-            delivery_id=delivery.id,
-            status_code=result.status_code,
-            duration_ms=result.duration_ms,
-            error=result.error,
-            response_snippet=(result.response_snippet or "")[:500] or None,
-        ),
-    )
-    delivery.attempts += 1
-    delivery.last_status_code = result.status_code
-    delivery.last_error = result.error
-    if result.ok:
-        delivery.status, delivery.delivered_at, delivery.next_attempt_at = (
-            "succeeded",
-            utcnow(),
-            None,
-        )
-    elif result.gone:
-        _disable_endpoint(session, delivery)
-        _give_up(delivery, "endpoint answered 410 Gone and was disabled")
-    else:
-        delay = next_delay(delivery.attempts, result.retry_after_seconds)
-        if delay is None:
-            _give_up(delivery, result.error or f"HTTP {result.status_code}")
-        else:
-            delivery.next_attempt_at = utcnow() + timedelta(seconds=delay)
+def record_batch(
+    session: Session, claimed: Sequence[Claimed], results: Sequence[SendResult]
+) -> None:
+    """Log every attempt and write each delivery's next state, in bulk."""
+    now = utcnow()
+    attempts, outcomes, released = [], [], []
+    gone: set[str] = set()
+    for item, result in zip(claimed, results, strict=True):
+        if result.deferred:
+            released.append(_release_row(item, now))
+            continue
+        record_webhook_attempt(_outcome(result), result.duration_ms / 1000)
+        attempts.append(_attempt_row(item, result, now))
+        outcomes.append(_outcome_row(item, result, now))
+        if result.gone and item.endpoint_id:
+            gone.add(item.endpoint_id)
+    repository.insert_attempts(session, attempts)
+    repository.update_leased(session, outcomes)
+    repository.update_leased(session, released)
+    _disable_gone(session, gone)
     session.flush()
+
+
+def _release_row(item: Claimed, now: datetime) -> dict[str, Any]:
+    """A send that never started: due again at once, no attempt counted."""
+    return {
+        "b_id": item.id,
+        "b_token": item.lease_token,
+        "next_attempt_at": now,
+        "lease_token": None,
+    }
+
+
+def _attempt_row(item: Claimed, result: SendResult, now: datetime) -> dict[str, Any]:
+    return {
+        "delivery_id": item.id,
+        "attempt": item.attempt,
+        "status_code": result.status_code,
+        "duration_ms": result.duration_ms,
+        "error": result.error,
+        "response_snippet": result.response_snippet[:500] or None,
+        "created_at": now,
+    }
+
+
+def _outcome_row(item: Claimed, result: SendResult, now: datetime) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "b_id": item.id,
+        "b_token": item.lease_token,
+        "attempts": item.attempt,
+        "last_status_code": result.status_code,
+        "last_error": result.error,
+        "lease_token": None,
+        "status": "pending",
+        "next_attempt_at": None,
+        "delivered_at": None,
+    }
+    if result.ok:
+        row.update(status="succeeded", delivered_at=now)
+    elif result.gone and item.endpoint_id:
+        row.update(status="failed", last_error="endpoint answered 410 Gone and was disabled")
+    else:
+        scale = get_settings().webhook_retry_scale
+        delay = next_delay(item.attempt, result.retry_after_seconds, scale=scale)
+        if delay is None:
+            row.update(status="failed")
+        else:
+            row.update(next_attempt_at=now + timedelta(seconds=delay))
+    return row
+
+
+def _outcome(result: SendResult) -> str:
+    """A bounded label for the attempt metric."""
+    if result.ok:
+        return "success"
+    if result.status_code is not None:
+        return str(result.status_code)
+    error = result.error or ""
+    for prefix, label in (("timeout", "timeout"), ("refused:", "refused"), ("dns", "dns_error")):
+        if error.startswith(prefix):
+            return label
+    return "tls_error" if error.startswith("tls") else "connection_error"
+
+
+def _disable_gone(session: Session, endpoint_ids: set[str]) -> None:
+    for endpoint in repository.endpoints_by_id(session, endpoint_ids).values():
+        endpoint.disabled, endpoint.disabled_reason = True, "410 Gone"
+        log.warning("webhook endpoint %s answered 410 Gone and was disabled", endpoint.id)
+
+
+def deliver(session: Session, delivery_id: str, dispatcher: Dispatcher | None = None) -> str | None:
+    """Attempt one delivery now if it is due; its status afterwards (None if unknown)."""
+    row = repository.claim_delivery(session, utcnow(), delivery_id)
+    claimed = _lease(session, [row]) if row is not None else []
+    if claimed:
+        record_batch(session, claimed, send_batch(claimed, dispatcher))
+    delivery = session.get(WebhookDelivery, delivery_id)
+    return delivery.status if delivery else None
 
 
 def _give_up(delivery: WebhookDelivery, reason: str) -> None:
     delivery.status = "failed"
     delivery.next_attempt_at = None
+    delivery.lease_token = None
     delivery.last_error = reason
-
-
-def _disable_endpoint(session: Session, delivery: WebhookDelivery) -> None:
-    endpoint = session.get(WebhookEndpoint, delivery.endpoint_id) if delivery.endpoint_id else None
-    if endpoint is not None:
-        endpoint.disabled = True
-        endpoint.disabled_reason = "410 Gone"
-
-
-def claim_due(session: Session, limit: int = 500) -> list[str]:
-    """Pending deliveries whose retry time has come, leased so no other sweep takes them."""
-    now = utcnow()
-    due = repository.claim_due_deliveries(session, now, limit)
-    for delivery in due:
-        delivery.next_attempt_at = now + CLAIM_LEASE
-    session.flush()
-    return [d.id for d in due]
 
 
 def list_deliveries(
@@ -273,13 +403,47 @@ def list_deliveries(
     )
 
 
-def redeliver(session: Session, team: Team, delivery_id: str) -> WebhookDelivery:
-    """Send a delivery again with the same webhook-id and body."""
+def attempt_log(
+    session: Session, deliveries: Sequence[WebhookDelivery]
+) -> dict[str, list[WebhookAttempt]]:
+    """Every attempt of some deliveries, oldest first."""
+    return repository.attempts_for(session, [d.id for d in deliveries])
+
+
+def get_delivery(session: Session, team: Team, delivery_id: str) -> WebhookDelivery:
+    """A team's delivery, or 404."""
     delivery = repository.get_delivery(session, team.id, delivery_id)
     if delivery is None:
         raise NotFound(f"no webhook delivery {delivery_id}", param="id")
-    delivery.status = "pending"
-    delivery.next_attempt_at = utcnow() + CLAIM_LEASE
+    return delivery
+
+
+def redeliver(session: Session, team: Team, delivery_id: str) -> WebhookDelivery:
+    """Send a delivery again now, with the same webhook-id and body."""
+    delivery = get_delivery(session, team, delivery_id)
+    _check_replayable(session, delivery)
+    if _in_flight(delivery):
+        return delivery
+    delivery.status, delivery.next_attempt_at, delivery.lease_token = "pending", utcnow(), None
     session.flush()
     enqueue(session, "webhooks.deliver", delivery.id)
     return delivery
+
+
+def _check_replayable(session: Session, delivery: WebhookDelivery) -> None:
+    if delivery.destination != ENDPOINT:
+        return
+    endpoint = session.get(WebhookEndpoint, delivery.endpoint_id) if delivery.endpoint_id else None
+    if endpoint is None:
+        raise Conflict("the endpoint of this delivery was deleted", code="endpoint_deleted")
+    if endpoint.disabled:
+        raise Conflict(
+            f"endpoint {endpoint.id} is disabled; enable it before redelivering",
+            code="endpoint_disabled",
+        )
+
+
+def _in_flight(delivery: WebhookDelivery) -> bool:
+    """A worker holds the delivery right now (its lease has not run out)."""
+    lease_end = as_utc(delivery.next_attempt_at)
+    return bool(delivery.lease_token and lease_end and lease_end > utcnow())

@@ -8,6 +8,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from shared.datasets import service as datasets
+from shared.jobs import scheduling, sync
+from shared.models import Job
+from shared.providers.base import ProviderCheckpoint, ProviderEvent, ProviderJob
+from shared.storage import get_blob_store
 from tests.conftest import SentTasks
 from tests.factories import auth, chat_jsonl, create_team, upload
 
@@ -42,6 +46,14 @@ def test_job_on_a_ready_dataset_is_queued_for_submission(
     assert job["queue_position"] == 1
     assert job["metadata"] == {"owner": "ml"}
     assert job["method"]["type"] == "supervised"
+    assert ("jobs.schedule", ["emulator", MODEL]) in sent_tasks
+    admitted = scheduling.schedule(session, "emulator", MODEL)
+    assert [j.id for j in admitted] == [job["id"]]
+    read = client.get(f"/v1/jobs/{job['id']}", headers=auth(team)).json()
+    assert (read["status"], read["queue_position"]) == ("uploading", None)
+    from services.api import uow
+
+    uow.relay_now()
     assert ("jobs.submit", [job["id"]]) in sent_tasks
 
 
@@ -52,13 +64,13 @@ def test_job_waits_for_validation_then_is_released(
     dataset = upload(client, team, chat_jsonl(12)).json()
     job = _create(client, team, training_dataset=dataset["id"]).json()
     assert job["status"] == "queued"
-    assert "jobs.submit" not in sent_tasks.names()
+    assert "jobs.schedule" not in sent_tasks.names()
     datasets.run_validation(session, dataset["id"])
     session.flush()
     from services.api import uow
 
     uow.relay_now()
-    assert ("jobs.submit", [job["id"]]) in sent_tasks
+    assert ("jobs.schedule", ["emulator", MODEL]) in sent_tasks
 
 
 def test_job_on_invalid_dataset_fails_with_invalid_dataset(
@@ -157,3 +169,177 @@ def test_jobs_list_filters_by_status_and_paginates(client: TestClient, session: 
     bad = client.get("/v1/jobs", params={"status": "exploded"}, headers=auth(team))
     assert bad.status_code == 422
     assert bad.json()["error"]["param"] == "status"
+
+
+def _db_job(session: Session, job_id: str) -> Job:
+    job = session.get(Job, job_id)
+    assert job is not None
+    return job
+
+
+def test_queue_positions_follow_the_fair_order_across_teams(
+    client: TestClient, session: Session
+) -> None:
+    team_a, team_b = create_team(client, "qa"), create_team(client, "qb")
+    data_a = _ready_dataset(client, session, team_a)
+    data_b = _ready_dataset(client, session, team_b)
+    a1 = _create(client, team_a, training_dataset=data_a["id"]).json()
+    a2 = _create(client, team_a, training_dataset=data_a["id"]).json()
+    b1 = _create(client, team_b, training_dataset=data_b["id"]).json()
+    positions = {
+        j["id"]: j["queue_position"]
+        for team in (team_a, team_b)
+        for j in client.get("/v1/jobs", headers=auth(team)).json()["data"]
+    }
+    assert positions == {a1["id"]: 1, b1["id"]: 2, a2["id"]: 3}
+    one = client.get(f"/v1/jobs/{a2['id']}", headers=auth(team_a)).json()
+    assert one["queue_position"] == 3
+
+
+def test_cancelling_a_job_that_holds_a_slot_hands_the_slot_on(
+    client: TestClient, session: Session, sent_tasks: SentTasks
+) -> None:
+    team = create_team(client)
+    dataset = _ready_dataset(client, session, team)
+    job = _create(client, team, training_dataset=dataset["id"]).json()
+    scheduling.schedule(session, "emulator", MODEL)
+    sent_tasks.clear()
+    assert client.post(f"/v1/jobs/{job['id']}/cancel", headers=auth(team)).status_code == 200
+    assert ("jobs.schedule", ["emulator", MODEL]) in sent_tasks
+
+
+def test_unknown_or_unconfigured_provider_is_422(client: TestClient, session: Session) -> None:
+    team = create_team(client)
+    dataset = _ready_dataset(client, session, team)
+    for provider in ("together", "azure-openai"):
+        response = _create(client, team, training_dataset=dataset["id"], provider=provider)
+        assert response.status_code == 422, response.text
+        assert response.json()["error"]["param"] == "provider"
+
+
+def test_budget_is_enforced_at_creation_and_when_the_cost_becomes_known(
+    client: TestClient, session: Session
+) -> None:
+    team = create_team(client, "thrifty", monthly_budget_usd="0.02")
+    dataset = _ready_dataset(client, session, team)
+    cost = float(dataset["report"]["estimated_cost_usd"])
+    assert 0.01 < cost <= 0.02, cost
+    assert _create(client, team, training_dataset=dataset["id"]).status_code == 201
+    second = _create(client, team, training_dataset=dataset["id"])
+    assert second.status_code == 429
+    assert second.json()["error"]["code"] == "budget_exceeded"
+    assert "monthly budget of $0.02" in second.json()["error"]["message"]
+
+    pending = upload(client, team, chat_jsonl(12, offset=100)).json()  # cost not known yet
+    job = _create(client, team, training_dataset=pending["id"]).json()
+    datasets.run_validation(session, pending["id"])
+    read = client.get(f"/v1/jobs/{job['id']}", headers=auth(team)).json()
+    assert (read["status"], read["error"]["code"]) == ("failed", "budget_exceeded")
+
+
+def test_validation_split_cuts_a_seeded_validation_dataset(
+    client: TestClient, session: Session, sent_tasks: SentTasks
+) -> None:
+    team = create_team(client)
+    source = _ready_dataset(client, session, team, chat_jsonl(16))
+    job = _create(client, team, training_dataset=source["id"], validation_split=0.25, seed=7)
+    assert job.status_code == 201, job.text
+    body = job.json()
+    assert body["validation_split"] == 0.25
+    train_id, valid_id = body["training_dataset"], body["validation_dataset"]
+    assert source["id"] not in (train_id, valid_id) and valid_id
+    assert body["status"] == "queued"
+    for dataset_id in (train_id, valid_id):
+        datasets.run_validation(session, dataset_id)
+    train = client.get(f"/v1/datasets/{train_id}", headers=auth(team)).json()
+    valid = client.get(f"/v1/datasets/{valid_id}", headers=auth(team)).json()
+    assert (train["n_examples"], valid["n_examples"]) == (12, 4)
+    assert valid["status"] == "invalid", "under 10 examples: too few to train on"
+    assert client.get(f"/v1/jobs/{body['id']}", headers=auth(team)).json()["status"] == "queued"
+    from services.api import uow
+
+    uow.relay_now()
+    assert ("jobs.schedule", ["emulator", MODEL]) in sent_tasks
+    again = _create(client, team, training_dataset=source["id"], validation_split=0.25, seed=7)
+    assert again.json()["validation_dataset"] == valid_id, "the same seed cuts the same split"
+    both = _create(
+        client,
+        team,
+        training_dataset=source["id"],
+        validation_split=0.2,
+        validation_dataset=valid_id,
+    )
+    assert both.status_code == 422
+
+
+def test_pause_and_resume_reach_the_provider_through_the_worker(
+    client: TestClient, session: Session, sent_tasks: SentTasks
+) -> None:
+    team = create_team(client)
+    dataset = _ready_dataset(client, session, team)
+    job = _create(client, team, training_dataset=dataset["id"]).json()
+    queued = client.post(f"/v1/jobs/{job['id']}/pause", headers=auth(team))
+    assert queued.status_code == 409
+    assert queued.json()["error"]["code"] == "job_not_pausable"
+    row = _db_job(session, job["id"])
+    row.status, row.provider_job_id, row.provider_status = "running", "ftjob-x", "running"
+    session.flush()
+    assert client.post(f"/v1/jobs/{job['id']}/resume", headers=auth(team)).status_code == 409
+    paused = client.post(f"/v1/jobs/{job['id']}/pause", headers=auth(team))
+    assert paused.status_code == 202
+    assert ("jobs.control_at_provider", [job["id"], "pause"]) in sent_tasks
+    row.provider_status = "paused"
+    session.flush()
+    assert client.post(f"/v1/jobs/{job['id']}/resume", headers=auth(team)).status_code == 202
+    assert ("jobs.control_at_provider", [job["id"], "resume"]) in sent_tasks
+
+
+def test_metrics_checkpoints_and_result_file_are_served(
+    client: TestClient, session: Session
+) -> None:
+    team = create_team(client)
+    dataset = _ready_dataset(client, session, team)
+    job = _create(client, team, training_dataset=dataset["id"]).json()
+    path = f"/v1/jobs/{job['id']}"
+    assert client.get(f"{path}/result-file", headers=auth(team)).status_code == 404
+    row = _db_job(session, job["id"])
+    row.status, row.provider_job_id = "running", "ftjob-1"
+    session.flush()
+    steps = [
+        ProviderEvent(
+            id=f"ftevent-{i}",
+            created_at=i,
+            level="info",
+            message=f"Step {i}/2",
+            type="metrics",
+            data={"step": i, "total_steps": 2, "train_loss": 1.0 / i},
+        )
+        for i in (1, 2)
+    ]
+    checkpoint = ProviderCheckpoint(
+        id="ftckpt_1", step_number=2, fine_tuned_model_checkpoint="ft:m:o::x", metrics={"step": 2}
+    )
+    csv = b"step,train_loss,train_accuracy,valid_loss,valid_mean_token_accuracy\n1,1.0,0.5,,\n"
+    get_blob_store().write_bytes("results/test.csv", csv)
+    done = ProviderJob(
+        id="ftjob-1", status="succeeded", fine_tuned_model="ft:m:o::x", result_files=("file-r",)
+    )
+    result = sync.ResultFile(file_id="file-r", blob_key="results/test.csv", content=csv)
+    sync.apply_provider_state(
+        session, job["id"], done, steps, checkpoints=[checkpoint], result=result
+    )
+    metrics = client.get(f"{path}/metrics", headers=auth(team)).json()["data"]
+    assert [(m["step"], m["train_loss"]) for m in metrics] == [(1, 1.0), (2, 0.5)]
+    checkpoints = client.get(f"{path}/checkpoints", headers=auth(team)).json()["data"]
+    assert [c["fine_tuned_model_checkpoint"] for c in checkpoints] == ["ft:m:o::x"]
+    read = client.get(path, headers=auth(team)).json()
+    assert read["status"] == "succeeded"
+    assert read["result_file"] == {
+        "provider_file_id": "file-r",
+        "bytes": len(csv),
+        "url": f"{path}/result-file",
+    }
+    download = client.get(f"{path}/result-file", headers=auth(team))
+    assert download.status_code == 200 and download.content == csv
+    other = create_team(client, "other")
+    assert client.get(f"{path}/checkpoints", headers=auth(other)).status_code == 404

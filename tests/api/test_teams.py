@@ -79,3 +79,24 @@ def test_health_and_readiness(client: TestClient) -> None:
     ready = client.get("/readyz")
     assert ready.status_code == 200
     assert ready.json()["checks"] == {"database": "ok", "broker": "ok"}
+
+
+def test_team_shows_its_usage_this_month(client: TestClient, session) -> None:  # type: ignore[no-untyped-def]
+    from shared.datasets import service as datasets
+    from tests.factories import chat_jsonl, upload
+
+    team = create_team(client, "usage", monthly_budget_usd="5")
+    empty = client.get("/v1/team", headers=auth(team)).json()["usage"]
+    assert empty["jobs_created"] == 0 and float(empty["estimated_cost_usd"]) == 0
+    assert float(empty["budget_remaining_usd"]) == 5
+    dataset = upload(client, team, chat_jsonl(12)).json()
+    datasets.run_validation(session, dataset["id"])
+    body = {"model": "gpt-4o-mini-2024-07-18", "training_dataset": dataset["id"]}
+    job = client.post("/v1/jobs", json=body, headers=auth(team)).json()
+    usage = client.get("/v1/team", headers=auth(team)).json()["usage"]
+    assert usage["month"] == job["created_at"][:7]
+    assert (usage["jobs_created"], usage["active_jobs"], usage["queued_jobs"]) == (1, 1, 1)
+    assert usage["estimated_cost_usd"] == job["estimated_cost_usd"]
+    client.post(f"/v1/jobs/{job['id']}/cancel", headers=auth(team))
+    after = client.get("/v1/team", headers=auth(team)).json()["usage"]
+    assert float(after["estimated_cost_usd"]) == 0, "cancelled before submission: no cost"

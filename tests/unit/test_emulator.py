@@ -599,6 +599,7 @@ def free_port() -> int:
 def test_python_dash_m_serves(tmp_path: Path) -> None:
     port = free_port()
     command = [sys.executable, "-m", "services.emulator", "--port", str(port), "--speed", "900"]
+    command += ["--faults", '{"create_403": true}']
     process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 20
@@ -610,9 +611,19 @@ def test_python_dash_m_serves(tmp_path: Path) -> None:
                 assert time.monotonic() < deadline and process.poll() is None
                 time.sleep(0.1)
         assert stats["speed"] == 900
+        root = f"http://127.0.0.1:{port}"
+        httpx.post(f"{root}/_emulator/reset").raise_for_status()
+        refused = httpx.post(f"{root}/v1/fine_tuning/jobs", json={"model": "gpt-4o-mini"})
+        assert refused.status_code == 403  # startup faults survive a reset
     finally:
         process.terminate()
         process.wait(10)
+
+
+def test_python_dash_m_rejects_bad_faults() -> None:
+    command = [sys.executable, "-m", "services.emulator", "--faults", '{"rate_429": 7}']
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2 and "--faults" in result.stderr
 
 
 def test_module_app_reads_speed_from_env(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -45,8 +45,14 @@ def test_events_are_stored_once_even_when_fetched_twice(session: Session) -> Non
 def test_quiet_jobs_back_off_and_changes_reset_the_interval(session: Session) -> None:
     base = get_settings().poll_interval_seconds
     team, _ = team_row(session)
-    job = job_row(session, team, provider_status="running", status="running")
     quiet = ProviderJob(id="ftjob-1", status="running")
+    job = job_row(
+        session,
+        team,
+        provider_status="running",
+        status="running",
+        provider_fingerprint=quiet.fingerprint,
+    )
     service.apply_provider_state(session, job.id, quiet, [])
     service.apply_provider_state(session, job.id, quiet, [])
     assert job.poll_interval_seconds == base * 4
@@ -71,9 +77,11 @@ def test_success_records_the_model_and_emits_one_webhook(session: Session) -> No
     deliveries = session.scalars(
         select(WebhookDelivery).where(WebhookDelivery.job_id == job.id)
     ).all()
-    assert [d.event_type for d in deliveries] == ["job.succeeded"]
+    assert [d.event_type for d in deliveries] == ["job.running", "job.succeeded"], (
+        "a job seen finished at once still reports that it ran"
+    )
     tasks = session.scalars(select(OutboxMessage.task)).all()
-    assert tasks.count("webhooks.deliver") == 1
+    assert tasks.count("webhooks.deliver") == 2
 
 
 def test_provider_failure_keeps_the_providers_message(session: Session) -> None:
@@ -100,3 +108,42 @@ def test_a_finished_job_is_not_changed_by_late_provider_state(session: Session) 
     )
     assert job.status == "cancelled"
     assert _provider_events(session, job.id) == []
+
+
+def test_metrics_are_stored_once_per_step_and_the_result_csv_fills_gaps(
+    session: Session,
+) -> None:
+    from shared.jobs import sync
+    from shared.models import JobMetric
+
+    team, _ = team_row(session)
+    job = job_row(session, team, status="running")
+    running = ProviderJob(id="ftjob-1", status="running")
+    service.apply_provider_state(session, job.id, running, [_event(1), _event(2)])
+    service.apply_provider_state(session, job.id, running, [_event(2), _event(3)])
+    csv = b"step,train_loss,train_accuracy,valid_loss,valid_mean_token_accuracy\n"
+    csv += b"".join(f"{i},0.{i},0.9,,\n".encode() for i in range(1, 6))
+    result = sync.ResultFile("file-r", "results/x.csv", csv)
+    done = ProviderJob(id="ftjob-1", status="succeeded", result_files=("file-r",))
+    service.apply_provider_state(session, job.id, done, [], result=result)
+    rows = session.scalars(select(JobMetric).where(JobMetric.job_id == job.id)).all()
+    assert [(r.step, r.train_loss) for r in rows] == [
+        (1, 0.5),
+        (2, 0.5),
+        (3, 0.5),
+        (4, 0.4),
+        (5, 0.5),
+    ]
+    assert rows[3].train_mean_token_accuracy == 0.9 and rows[3].valid_loss is None
+    assert job.result_file_id == "file-r" and job.result_bytes == len(csv)
+
+
+def test_result_csv_served_base64_is_decoded() -> None:
+    import base64
+
+    from shared.jobs import sync
+
+    csv = b"step,train_loss\n1,0.5\n"
+    assert sync.decode_result(base64.b64encode(csv)) == csv
+    assert sync.decode_result(csv) == csv
+    assert sync.decode_result(b"garbage!") == b"garbage!"

@@ -516,3 +516,27 @@ def test_async_sender_connects_to_the_checked_address(serve, dns):
     assert dns.lookups == ["hooks.example.test"]
     assert len(checked.seen) == 1 and elsewhere.connections == 0
     assert checked.seen[0].headers["host"] == f"hooks.example.test:{checked.port}"
+
+
+def test_async_sender_verifies_tls_for_the_original_name_and_keeps_the_connection(serve, dns, pki):
+    server = serve(Reply(200, b"secure"), tls=pki.server)
+    dns["hooks.example.test"] = ["127.0.0.1"]
+    dns["other.example.test"] = ["127.0.0.1"]
+
+    connections: list[int] = []
+
+    async def main() -> list[SendResult]:
+        async with AsyncWebhookSender(
+            allow_hosts=["hooks.example.test", "other.example.test"], ssl_context=pki.client
+        ) as s:
+            good = server.url("hooks.example.test", scheme="https")
+            results = [await s.send(good, b"{}", {}) for _ in range(3)]
+            connections.append(server.connections)
+            bad = server.url("other.example.test", scheme="https")
+            return [*results, await s.send(bad, b"{}", {})]
+
+    *good, bad = asyncio.run(main())
+    assert all(r.ok and r.response_snippet == "secure" for r in good)
+    assert pki.sni[:1] == ["hooks.example.test"]
+    assert len(server.seen) == 3 and connections == [1], "one kept-alive TLS connection"
+    assert bad.error is not None and bad.error.startswith("tls error:")

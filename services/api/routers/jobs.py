@@ -1,16 +1,18 @@
-"""Jobs: create, list, read, cancel, events."""
+"""Jobs: create, list, read, cancel, pause, resume, events, metrics, checkpoints, result file."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
 from fastapi import APIRouter, Query, status
+from fastapi.responses import StreamingResponse
 
 from services.api.deps import AfterQuery, LimitQuery, SessionDep, TeamDep
 from services.api.uow import commit
 from shared.jobs import service
-from shared.jobs.schemas import Job, JobCreate, JobEvent, JobStatus, MetricPoint
+from shared.jobs.schemas import Checkpoint, Job, JobCreate, JobEvent, JobStatus, MetricPoint
 from shared.pagination import Page
+from shared.storage import get_blob_store
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
@@ -33,7 +35,7 @@ def list_jobs(
 ) -> Page[Job]:
     """The team's jobs, newest first, optionally by status."""
     rows, more = service.list_page(session, team, status=status, limit=limit, after=after)
-    return Page(data=[service.to_schema(session, r) for r in rows], has_more=more)
+    return Page(data=service.to_schemas(session, rows), has_more=more)
 
 
 @router.get("/{job_id}", response_model=Job)
@@ -46,6 +48,22 @@ def read_job(job_id: str, session: SessionDep, team: TeamDep) -> Job:
 def cancel_job(job_id: str, session: SessionDep, team: TeamDep) -> Job:
     """Cancel a job that has not finished (also at the provider)."""
     job = service.cancel(session, team, job_id)
+    commit(session)
+    return service.to_schema(session, job)
+
+
+@router.post("/{job_id}/pause", status_code=status.HTTP_202_ACCEPTED, response_model=Job)
+def pause_job(job_id: str, session: SessionDep, team: TeamDep) -> Job:
+    """Pause a running job at its provider (202: the worker asks the provider)."""
+    job = service.request_control(session, team, job_id, "pause")
+    commit(session)
+    return service.to_schema(session, job)
+
+
+@router.post("/{job_id}/resume", status_code=status.HTTP_202_ACCEPTED, response_model=Job)
+def resume_job(job_id: str, session: SessionDep, team: TeamDep) -> Job:
+    """Resume a paused job at its provider (202: the worker asks the provider)."""
+    job = service.request_control(session, team, job_id, "resume")
     commit(session)
     return service.to_schema(session, job)
 
@@ -67,3 +85,20 @@ def list_events(
 def list_metrics(job_id: str, session: SessionDep, team: TeamDep) -> Page[MetricPoint]:
     """Every training step's losses and token accuracies, in step order."""
     return Page(data=service.metrics(session, team, job_id), has_more=False)
+
+
+@router.get("/{job_id}/checkpoints", response_model=Page[Checkpoint])
+def list_checkpoints(job_id: str, session: SessionDep, team: TeamDep) -> Page[Checkpoint]:
+    """The provider's checkpoints of a job, in step order; each names a usable model."""
+    return Page(data=service.checkpoints(session, team, job_id), has_more=False)
+
+
+@router.get("/{job_id}/result-file", response_class=StreamingResponse)
+def download_result_file(job_id: str, session: SessionDep, team: TeamDep) -> StreamingResponse:
+    """The provider's result file (per-step metrics CSV), kept when the job succeeded."""
+    job, key = service.result_blob(session, team, job_id)
+    return StreamingResponse(
+        get_blob_store().iter_bytes(key),
+        media_type="text/csv",
+        headers={"content-disposition": f'attachment; filename="{job.id}-results.csv"'},
+    )

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, status
+from sqlalchemy.orm import Session
 
 from services.api.deps import AfterQuery, LimitQuery, SessionDep, TeamDep
 from services.api.uow import commit
+from shared.models import WebhookDelivery as DeliveryRow
 from shared.pagination import Page
 from shared.webhooks import service
 from shared.webhooks.schemas import (
+    DeliveryStatus,
+    WebhookAttempt,
     WebhookDelivery,
     WebhookEndpoint,
     WebhookEndpointCreate,
@@ -17,6 +21,16 @@ from shared.webhooks.schemas import (
 )
 
 router = APIRouter(prefix="/v1", tags=["webhooks"])
+
+
+def _deliveries(session: Session, rows: list[DeliveryRow]) -> list[WebhookDelivery]:
+    log = service.attempt_log(session, rows)
+    return [
+        WebhookDelivery.model_validate(row).model_copy(
+            update={"attempt_log": [WebhookAttempt.model_validate(a) for a in log[row.id]]}
+        )
+        for row in rows
+    ]
 
 
 def _with_secret(endpoint: object, secret: str) -> WebhookEndpointWithSecret:
@@ -90,18 +104,24 @@ def list_deliveries(
     after: AfterQuery = None,
     job: str | None = None,
     endpoint: str | None = None,
-    status: str | None = None,
+    status: DeliveryStatus | None = None,
 ) -> Page[WebhookDelivery]:
-    """The delivery log, filtered by job, endpoint or status."""
+    """The delivery log with every attempt, filtered by job, endpoint or status."""
     rows, more = service.list_deliveries(
         session, team, job_id=job, endpoint_id=endpoint, status=status, limit=limit, after=after
     )
-    return Page(data=[WebhookDelivery.model_validate(r) for r in rows], has_more=more)
+    return Page(data=_deliveries(session, rows), has_more=more)
+
+
+@router.get("/webhook-deliveries/{delivery_id}", response_model=WebhookDelivery)
+def read_delivery(delivery_id: str, session: SessionDep, team: TeamDep) -> WebhookDelivery:
+    """One delivery with its attempts."""
+    return _deliveries(session, [service.get_delivery(session, team, delivery_id)])[0]
 
 
 @router.post("/webhook-deliveries/{delivery_id}/redeliver", response_model=WebhookDelivery)
 def redeliver(delivery_id: str, session: SessionDep, team: TeamDep) -> WebhookDelivery:
-    """Send a delivery again with the same webhook-id."""
+    """Send a delivery again now with the same webhook-id (replay)."""
     delivery = service.redeliver(session, team, delivery_id)
     commit(session)
-    return WebhookDelivery.model_validate(delivery)
+    return _deliveries(session, [delivery])[0]

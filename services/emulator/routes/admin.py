@@ -1,14 +1,21 @@
-"""`/_emulator/*` control routes: faults, reset, stats, speed, job jumps. Never faulted."""
+"""`/_emulator/*` control routes: faults, reset, stats, speed, job jumps, webhooks, request log.
+
+Never faulted, never delayed, never logged.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal, Self
 
-from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..faults import Faults
 from ..store import EmulatorState
+from ..telemetry import LOG_SIZE
+from ..webhooks import WebhookTarget
+
+Milestone = Literal["queued", "running", "succeeded"]
 
 
 class SpeedBody(BaseModel):
@@ -16,15 +23,37 @@ class SpeedBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    speed: float = Field(gt=0)
+    speed: float = Field(ge=0)
 
 
 class AdvanceBody(BaseModel):
-    """`POST /_emulator/jobs/{id}/advance`: emulated seconds, or to the end when omitted."""
+    """`POST /_emulator/jobs/{id}/advance`: seconds, a status to reach, or (neither) the end."""
 
     model_config = ConfigDict(extra="forbid")
 
     seconds: float | None = Field(None, ge=0)
+    to_status: Milestone | None = None
+
+    @model_validator(mode="after")
+    def _one_target(self) -> Self:
+        """`seconds` and `to_status` exclude each other."""
+        if self.seconds is not None and self.to_status is not None:
+            raise ValueError("give seconds or to_status, not both")
+        return self
+
+
+class BulkAdvanceBody(AdvanceBody):
+    """`POST /_emulator/jobs/advance`: these `job_ids`, or the `count` oldest unfinished jobs."""
+
+    job_ids: list[str] | None = None
+    count: int | None = Field(None, ge=0)
+
+    @model_validator(mode="after")
+    def _one_selection(self) -> Self:
+        """Exactly one of `job_ids` and `count`."""
+        if (self.job_ids is None) == (self.count is None):
+            raise ValueError("give exactly one of job_ids and count")
+        return self
 
 
 def admin_router(state: EmulatorState) -> APIRouter:
@@ -61,6 +90,32 @@ def admin_router(state: EmulatorState) -> APIRouter:
     @router.post("/jobs/{job_id}/advance")
     def advance(job_id: str, body: AdvanceBody | None = None) -> dict[str, Any]:
         """Jump one job forward in emulated time."""
-        return state.advance(job_id, body.seconds if body else None)
+        body = body or AdvanceBody()
+        return state.advance(job_id, body.seconds, body.to_status)
+
+    @router.post("/jobs/advance")
+    def advance_many(body: BulkAdvanceBody) -> dict[str, Any]:
+        """Jump several jobs forward at once (with speed 0: exactly these jobs change)."""
+        return state.advance_many(body.job_ids, body.count, body.seconds, body.to_status)
+
+    @router.post("/webhooks")
+    def set_webhooks(target: WebhookTarget) -> dict[str, Any]:
+        """Send OpenAI's fine_tuning.job.* webhooks to `url`, signed with `secret`."""
+        return state.set_webhooks(target)
+
+    @router.delete("/webhooks")
+    def stop_webhooks() -> dict[str, Any]:
+        """Stop sending webhooks."""
+        return state.set_webhooks(None)
+
+    @router.get("/webhooks")
+    def webhooks() -> dict[str, Any]:
+        """The webhook URL (never the secret) and every delivery with its attempts."""
+        return state.webhooks.snapshot()
+
+    @router.get("/requests")
+    def requests(limit: int = Query(100, ge=1, le=LOG_SIZE)) -> dict[str, Any]:
+        """The last API requests, newest first: path, query, credential kind, status."""
+        return state.requests(limit)
 
     return router

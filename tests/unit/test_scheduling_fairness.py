@@ -1,0 +1,191 @@
+"""Provider slots: fair order across teams, capacity settings, race safety on Postgres."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import pytest
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from shared.db import get_sessionmaker
+from shared.ids import new_id
+from shared.jobs import scheduling, service
+from shared.models import Dataset, Job, OutboxMessage, ProviderCapacity, Team
+from shared.settings import Settings, reset_settings
+from shared.timeutil import utcnow
+from tests.conftest import TEST_DATABASE_URL
+from tests.factories import team_row
+
+MODEL = "gpt-4o-mini-2024-07-18"
+
+
+@dataclass
+class Row:
+    id: str
+    team_id: str
+    created_at: datetime
+
+
+@pytest.fixture
+def cap_two(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """FTQ_PROVIDER_CAPACITY gives the emulator two slots."""
+    monkeypatch.setenv("FTQ_PROVIDER_CAPACITY", '{"emulator": 2}')
+    reset_settings()
+    yield
+    monkeypatch.undo()
+    reset_settings()
+
+
+def _queue(session: Session, team: Team, count: int, start: datetime, tag: str) -> list[Job]:
+    dataset = Dataset(
+        id=new_id("ds"),
+        team_id=team.id,
+        name="d.jsonl",
+        purpose="fine-tune",
+        bytes=10,
+        sha256=new_id("sha"),
+        blob_key="x",
+        status="ready",
+        provider_files={},
+    )
+    session.add(dataset)
+    jobs = [
+        Job(
+            id=new_id("ftj"),
+            team_id=team.id,
+            status="queued",
+            provider="emulator",
+            model=MODEL,
+            training_dataset_id=dataset.id,
+            method={},
+            job_metadata={"tag": f"{tag}{i + 1}"},
+            ready_at=start,
+            created_at=start + timedelta(seconds=i),
+        )
+        for i in range(count)
+    ]
+    session.add_all(jobs)
+    session.flush()
+    return jobs
+
+
+def _tags(jobs: list[Job]) -> list[str]:
+    return [job.job_metadata["tag"] for job in jobs]
+
+
+def test_fair_order_alternates_teams_and_favours_those_holding_fewer_slots() -> None:
+    t0 = utcnow()
+    rows = [Row(f"a{i}", "A", t0 + timedelta(seconds=i)) for i in range(4)]
+    rows += [Row(f"b{i}", "B", t0 + timedelta(seconds=10 + i)) for i in range(2)]
+    assert [r.id for r in scheduling.fair_order(rows, {})] == ["a0", "b0", "a1", "b1", "a2", "a3"]
+    busy_a = scheduling.fair_order(rows, {"A": 2})
+    assert [r.id for r in busy_a][:3] == ["b0", "b1", "a0"]
+
+
+def test_capacity_settings_most_specific_wins() -> None:
+    settings = Settings(
+        provider_capacity={"openai:gpt-4o-2024-08-06": 1, "openai": 5, "*": 7},
+        default_provider_capacity=3,
+    )
+    assert scheduling.capacity_for("openai", "gpt-4o-2024-08-06", settings) == 1
+    assert scheduling.capacity_for("openai", MODEL, settings) == 5
+    assert scheduling.capacity_for("azure-openai", MODEL, settings) == 7
+    assert scheduling.capacity_for("emulator", MODEL, Settings()) == 3
+
+
+def test_two_teams_share_a_cap_of_two_fairly(session: Session, cap_two: None) -> None:
+    team_a, _ = team_row(session, "fair-a")
+    team_b, _ = team_row(session, "fair-b")
+    start = utcnow() - timedelta(hours=1)
+    a_jobs = _queue(session, team_a, 4, start, "A")
+    _queue(session, team_b, 2, start + timedelta(minutes=5), "B")
+    order: list[str] = []
+
+    def admit() -> list[Job]:
+        admitted = scheduling.schedule(session, "emulator", MODEL)
+        order.extend(_tags(admitted))
+        return admitted
+
+    assert _tags(admit()) == ["A1", "B1"]
+    assert admit() == [], "both slots are taken"
+    positions = scheduling.queue_positions(session, "emulator", MODEL)
+    assert sorted(positions.values()) == [1, 2, 3, 4]
+    by_tag = {j.job_metadata["tag"]: j for j in session.scalars(select(Job)) if j.job_metadata}
+    assert positions[by_tag["A2"].id] == 1 and positions[by_tag["B2"].id] == 2
+    for tag in ("A1", "B1", "A2", "B2", "A3"):
+        job = by_tag[tag]
+        service.set_status(session, job, "succeeded", "done")
+        admit()
+    assert order == ["A1", "B1", "A2", "B2", "A3", "A4"]
+    assert {j.status for j in a_jobs} == {"succeeded", "uploading"}
+
+
+def test_a_team_with_fifty_queued_jobs_does_not_starve_a_team_with_one(
+    session: Session, cap_two: None
+) -> None:
+    big, _ = team_row(session, "big")
+    small, _ = team_row(session, "small")
+    start = utcnow() - timedelta(hours=1)
+    _queue(session, big, 50, start, "big")
+    _queue(session, small, 1, start + timedelta(minutes=30), "small")
+    assert _tags(scheduling.schedule(session, "emulator", MODEL)) == ["big1", "small1"]
+
+
+def test_jobs_waiting_for_datasets_are_not_admitted(session: Session, cap_two: None) -> None:
+    team, _ = team_row(session, "waiting")
+    (job,) = _queue(session, team, 1, utcnow(), "W")
+    job.ready_at = None
+    assert scheduling.schedule(session, "emulator", MODEL) == []
+    assert scheduling.queue_positions(session, "emulator", MODEL) == {job.id: 1}
+
+
+@pytest.mark.skipif(not TEST_DATABASE_URL.startswith("postgresql"), reason="needs Postgres")
+def test_concurrent_schedulers_never_hand_out_a_slot_twice(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Four workers schedule the same (provider, model) at once; committed rows, cleaned up."""
+    model = f"race-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("FTQ_PROVIDER_CAPACITY", f'{{"emulator:{model}": 3}}')
+    reset_settings()
+    make = get_sessionmaker()
+    with make() as db:
+        first_outbox = db.scalar(select(func.coalesce(func.max(OutboxMessage.id), 0)))
+        team, _ = team_row(db, f"race-{model}")
+        for job in _queue(db, team, 10, utcnow(), "R"):
+            job.model = model
+        db.commit()
+        team_id = team.id
+    barrier = threading.Barrier(4)
+    admitted: list[int] = []
+
+    def worker() -> None:
+        with make() as db:
+            barrier.wait()
+            admitted.append(len(scheduling.schedule(db, "emulator", model)))
+            db.commit()
+
+    try:
+        threads = [threading.Thread(target=worker) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        assert sum(admitted) == 3 and len(admitted) == 4
+        with make() as db:
+            uploading = db.scalar(
+                select(func.count()).where(Job.model == model, Job.status == "uploading")
+            )
+            assert uploading == 3
+    finally:
+        with make() as db:
+            db.execute(delete(Team).where(Team.id == team_id))
+            db.execute(delete(OutboxMessage).where(OutboxMessage.id > first_outbox))
+            db.execute(delete(ProviderCapacity).where(ProviderCapacity.model == model))
+            db.commit()
+        monkeypatch.undo()
+        reset_settings()
