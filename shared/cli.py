@@ -43,6 +43,9 @@ def up(
 @app.command()
 def demo(
     data_dir: Annotated[Path | None, typer.Option(help="where the demo keeps its state")] = None,
+    provider: Annotated[
+        str, typer.Option(help="emulator, or local: a real LoRA fine-tune on this machine")
+    ] = "emulator",
 ) -> None:
     """Start the embedded stack, run one fine-tuning job end to end and show what happened."""
     from shared.demo.runner import run_demo
@@ -50,8 +53,19 @@ def demo(
     folder = data_dir or Path(os.environ.get("FTQ_DATA_DIR", ".ftq")) / "demo" / str(
         int(time.time())
     )
+    if provider == "local":
+        from shared.demo.local import run_local_demo
+
+        local = run_local_demo(folder, console)
+        ok = local["job"]["status"] == "succeeded" and local["eval"].get("status") == "completed"
+        console.print("[bold green]demo complete[/]" if ok else "[bold red]demo failed[/]")
+        raise typer.Exit(0 if ok else 1)
     result = run_demo(folder, console)
-    ok = result["job"]["status"] == "succeeded" and result["webhook"]["verified"]
+    ok = (
+        result["job"]["status"] == "succeeded"
+        and result["webhook"]["verified"]
+        and result["eval"].get("status") == "completed"
+    )
     console.print("[bold green]demo complete[/]" if ok else "[bold red]demo failed[/]")
     raise typer.Exit(0 if ok else 1)
 
@@ -79,3 +93,12 @@ def _register_dataset_commands() -> None:
 
 
 _register_dataset_commands()
+
+
+def _register_team_commands() -> None:
+    from shared.teamcli.app import register
+
+    register(app)
+
+
+_register_team_commands()

@@ -78,7 +78,42 @@ class Settings(BaseSettings):
     # Multiplies the webhook retry schedule's delays; below 1 only for drills and tests.
     webhook_retry_scale: float = Field(1.0, gt=0.0, le=1.0)
 
+    # The `local` provider (issue 8; README "Local LoRA training"): short model names -> a local
+    # directory, a .gguf file or a Hugging Face id already in the cache.
+    local_models: dict[str, str] = Field(default_factory=dict)
+    local_work_dir: Path | None = None  # checkpoints and converted models; shared by GPU workers
+    local_base_learning_rate: float = 2e-4  # times learning_rate_multiplier ("auto" = 1)
+    local_lora_rank: int = 16
+    local_lora_alpha: int = 32
+    local_lora_dropout: float = 0.05
+    local_lora_target_modules: list[str] = Field(default_factory=lambda: ["all-linear"])
+    local_max_length: int = 1024
+    local_quantize_4bit: bool = True  # QLoRA where CUDA and bitsandbytes are present
+    local_report_seconds: float = 0.5  # how often a run writes its events and reads cancel
+    local_lease_seconds: float = 300.0  # a run silent this long is restarted from its checkpoint
+    local_time_limit_seconds: int = 24 * 60 * 60
+    local_torch_threads: int = 0  # torch intra-op threads on CPU; 0 = torch's default
+
+    # Evals (README "Evaluations"): chat requests per second to one provider from one worker
+    # process (0 = unlimited; eval_provider_rps overrides per provider name), retries of 429 / 5xx
+    # per item, the longest wait between them, and how long one task runs before it hands on.
+    eval_requests_per_second: float = Field(10.0, ge=0.0)
+    eval_provider_rps: dict[str, float] = Field(default_factory=dict)
+    eval_max_retries: int = Field(5, ge=0)
+    eval_max_backoff_seconds: float = Field(60.0, gt=0.0)
+    eval_max_concurrency: int = Field(32, ge=1)
+    eval_max_items: int = Field(5000, ge=1)
+    eval_max_tokens: int | None = 512
+    eval_lease_seconds: float = Field(120.0, gt=0.0)
+    eval_task_budget_seconds: float = Field(20 * 60.0, gt=0.0)
+
     log_level: str = "INFO"
+    # Starts of one task message that never finished (its worker died) before it is refused.
+    task_max_deliveries: int = Field(5, ge=1)
+    # GET /metrics needs `Authorization: Bearer <token>` when set; open otherwise.
+    metrics_token: SecretStr | None = None
+    # Each Celery worker serves its own /metrics on this port when set (README "Operations").
+    worker_metrics_port: int | None = None
 
     @model_validator(mode="after")
     def _refuse_placeholders_in_production(self) -> Settings:

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from shared.db import get_sessionmaker
 from shared.errors import Unauthorized
 from shared.models import Team
+from shared.observability.logging import bind
 from shared.security import constant_time_equals
 from shared.settings import get_settings
 from shared.teams import service as teams
@@ -37,7 +38,9 @@ def _bearer(authorization: str | None) -> str:
 
 def get_team(session: SessionDep, authorization: Annotated[str | None, Header()] = None) -> Team:
     """The team whose key authorises the request."""
-    return teams.authenticate(session, _bearer(authorization))
+    team = teams.authenticate(session, _bearer(authorization))
+    bind(team_id=team.id)
+    return team
 
 
 def require_admin(authorization: Annotated[str | None, Header()] = None) -> None:

@@ -7,9 +7,10 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException
 
-from shared.errors import AppError
+from shared.errors import AppError, Unprocessable
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,14 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _data_error(request: Request, exc: Exception) -> JSONResponse:
+    # The database refused a value the schema let through (a NUL character, an out-of-range
+    # number): bad input, not a server fault. The SQL and its parameters stay out of the answer.
+    log.warning("database refused a value: %s", type(getattr(exc, "orig", exc)).__name__)
+    message = "a value cannot be stored (it contains a NUL character or is out of range)"
+    return await _app_error(request, Unprocessable(message))
+
+
 async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error: %s", type(exc).__name__)
     return JSONResponse(
@@ -58,4 +67,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(DataError, _data_error)
     app.add_exception_handler(Exception, _unexpected)

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from services.api import errors
+from services.api.middleware import RequestContextMiddleware
 from services.api.routers import (
     admin,
     artifacts,
@@ -17,14 +18,17 @@ from services.api.routers import (
     evals,
     health,
     jobs,
+    metrics,
     provider_webhooks,
     teams,
     webhooks,
 )
+from shared.observability.logging import configure_logging, is_configured
 from shared.settings import Settings, get_settings
 
 ROUTERS = (
     health,
+    metrics,
     admin,
     teams,
     datasets,
@@ -42,6 +46,8 @@ log = logging.getLogger(__name__)
 def _embedded_lifespan(settings: Settings):  # type: ignore[no-untyped-def]
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if not is_configured():  # at startup, not import: CLI commands keep their plain output
+            configure_logging("api", settings=settings)
         if settings.is_sqlite:
             from shared.migrate import upgrade
 
@@ -68,6 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Fine-tuning job gateway",
     )
     errors.install(app)
+    app.add_middleware(RequestContextMiddleware)
     for module in ROUTERS:
         app.include_router(module.router)
     if settings.provider == "emulator" and settings.emulator_url is None:

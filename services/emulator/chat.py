@@ -5,9 +5,12 @@ Rule, for the last user message of a request:
   user turn, whitespace-trimmed) replies with that answer (for evals-style data: the "ideal");
 - otherwise, when the prompt lists multiple-choice options (lines starting "A." .. "E.", "A)" or
   "(A)"), the reply is one of those letters picked by a hash of (model, prompt);
+- otherwise an `ft:` model replies with the answer taught for the most similar trained prompt
+  (most shared words), so it imitates the trained style on unseen prompts of the same kind;
 - otherwise the reply is a fixed sentence naming the model and a hash of the prompt.
 So base models score about chance on multiple-choice evals, and fine-tuned models score 100% on
-prompts they were trained on and about chance on unseen ones.
+prompts they were trained on, about chance on unseen multiple-choice ones, and some text overlap
+(BLEU, ROUGE-L) on unseen free-text prompts like their training data.
 Usage counts tokens as characters / 4 (rounded up) plus 3 per message.
 """
 
@@ -21,6 +24,7 @@ from .datafile import last_user_text, message_text
 from .ids import stable_id, unit_float
 
 OPTION = re.compile(r"^\s*\(?([A-E])[.):]\s", re.MULTILINE)
+WORD = re.compile(r"[a-z0-9]+")
 
 
 def options(prompt: str) -> list[str]:
@@ -36,7 +40,26 @@ def answer(model: str, prompt: str, taught: dict[str, str]) -> str:
     letters = options(prompt)
     if letters:
         return letters[int(unit_float(model, prompt) * len(letters))]
+    nearest = nearest_answer(prompt, taught)
+    if nearest is not None:
+        return nearest
     return f"Emulated reply from {model} ({stable_id('', 8, model, prompt)})."
+
+
+def nearest_answer(prompt: str, taught: dict[str, str]) -> str | None:
+    """The answer taught for the trained prompt sharing most words with `prompt` (None if none)."""
+    words = _words(prompt)
+    best, best_overlap = None, 0.0
+    for trained, reply in sorted(taught.items()):
+        trained_words = _words(trained)
+        overlap = len(words & trained_words) / (len(words | trained_words) or 1)
+        if overlap > best_overlap:
+            best, best_overlap = reply, overlap
+    return best
+
+
+def _words(text: str) -> set[str]:
+    return set(WORD.findall(text.lower()))
 
 
 def tokens(text: str) -> int:

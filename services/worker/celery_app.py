@@ -8,15 +8,17 @@ from typing import Any
 from celery import Celery
 from celery.signals import worker_process_init
 
+from services.worker import observability
 from shared.db import reset_engine
 from shared.settings import Settings, get_settings
 
-QUEUES = ("validate", "provider", "webhooks", "evals")
+QUEUES = ("validate", "provider", "webhooks", "evals", "gpu")
 TASK_MODULES = [
     "services.worker.tasks.datasets",
     "services.worker.tasks.jobs",
     "services.worker.tasks.webhooks",
     "services.worker.tasks.outbox",
+    "services.worker.tasks.idempotency",
     "services.worker.tasks.evals",
     "services.worker.tasks.local",
 ]
@@ -26,6 +28,7 @@ ROUTES = {
     "webhooks.*": {"queue": "webhooks"},
     "evals.*": {"queue": "evals"},
     "outbox.*": {"queue": "provider"},
+    "local.*": {"queue": "gpu"},  # one worker process per GPU: -Q gpu -c 1
 }
 # Longer than any task's hard time limit, so Redis never hands a running task to a second worker.
 VISIBILITY_TIMEOUT = 2 * 60 * 60
@@ -47,29 +50,39 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
         "outbox-relay": {"task": "outbox.relay", "schedule": max(every, 1.0)},
         "jobs-sweep": {"task": "jobs.sweep", "schedule": every},
         "webhooks-sweep": {"task": "webhooks.sweep", "schedule": every},
+        "idempotency-purge": {"task": "idempotency.purge", "schedule": 3600.0},
+        "evals-sweep": {"task": "evals.sweep", "schedule": max(every, 10.0)},
     }
 
 
 def create_celery(settings: Settings | None = None) -> Celery:
     """Build the Celery app from settings."""
     settings = settings or get_settings()
-    app = Celery("ftq", broker=settings.broker_url, include=TASK_MODULES)
+    # CappedTask counts deliveries in the database, so a poison message cannot loop forever.
+    app = Celery(
+        "ftq",
+        broker=settings.broker_url,
+        include=TASK_MODULES,
+        task_cls="services.worker.base:CappedTask",
+    )
     options = transport_options(settings)
     app.conf.update(
         task_routes=ROUTES,
         task_default_queue="provider",
         task_acks_late=True,  # a task is acknowledged only after it ran: a crash re-runs it
         task_reject_on_worker_lost=True,  # a killed worker's task goes back to the queue
+        # Survives Celery 5.7.0 dying on a Redis restart (services/worker/consumer.py).
+        worker_consumer="services.worker.consumer:ResilientConsumer",
         worker_prefetch_multiplier=1,  # long tasks must not sit reserved behind each other
         task_ignore_result=True,  # state lives in Postgres, not in a result backend
         task_time_limit=TASK_TIME_LIMIT,  # below the visibility timeout, so no double run
-        task_soft_time_limit=TASK_TIME_LIMIT - 60,
-        broker_transport_options=options,
-        result_backend_transport_options=options,
-        broker_connection_retry_on_startup=True,
-        worker_enable_soft_shutdown_on_idle=True,
+        task_soft_time_limit=TASK_TIME_LIMIT - 60,  # a catchable warning a minute before the kill
+        broker_transport_options=options,  # Redis redelivers unacked tasks after this timeout
+        result_backend_transport_options=options,  # the same timeout if a Redis backend is added
+        broker_connection_retry_on_startup=True,  # a worker started before Redis waits for it
+        worker_enable_soft_shutdown_on_idle=True,  # also requeue reserved work when idle at SIGTERM
         worker_soft_shutdown_timeout=60.0,  # give running tasks a minute after SIGTERM
-        worker_hijack_root_logger=False,
+        worker_hijack_root_logger=False,  # JSON logs are ours (services.worker.observability)
         beat_schedule=beat_schedule(settings),
         timezone="UTC",
     )
@@ -78,6 +91,7 @@ def create_celery(settings: Settings | None = None) -> Celery:
 
 celery_app = create_celery()
 app = celery_app
+observability.install(celery_app)
 
 
 @worker_process_init.connect

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from shared.datasets.schemas import DatasetConvert, DatasetCreate, DatasetSplit
 from shared.errors import Conflict, NotFound, Unprocessable
 from shared.ids import new_id
 from shared.models import Dataset, Team
+from shared.observability.metrics import record_validation
 from shared.outbox import enqueue
 from shared.storage import StoredBlob, get_blob_store
 from shared.timeutil import utcnow
@@ -139,7 +141,10 @@ def run_validation(session: Session, dataset_id: str) -> Dataset | None:
     if dataset is None or dataset.status != "validating":
         return dataset
     path: Path = get_blob_store().path(dataset.blob_key)
+    started = time.perf_counter()
     report = validate_file(path, model=dataset.model, purpose=dataset.purpose)
+    seconds = time.perf_counter() - started
+    record_validation(dataset.bytes, seconds, "ready" if report.ok else "invalid")
     dataset.report = report.model_dump(mode="json")
     dataset.n_examples = report.n_examples
     dataset.status = "ready" if report.ok else "invalid"

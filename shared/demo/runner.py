@@ -16,6 +16,9 @@ from shared.receiver import WebhookReceiver
 from shared.serving import free_port, serve_in_thread
 
 DEMO_DATASET = "unit_conversions.jsonl"
+HELD_OUT = 0.3  # share of the dataset kept out of training and used for the eval
+EVAL_GRADER = "rouge_l"
+EVAL_DONE = {"completed", "failed", "skipped"}
 
 
 def demo_environment(data_dir: Path, port: int) -> dict[str, str]:
@@ -75,6 +78,8 @@ def _walk(
             "model": "gpt-4o-mini-2024-07-18",
             "training_dataset": dataset["id"],
             "suffix": "gauge",
+            "validation_split": HELD_OUT,
+            "eval": {"grader": EVAL_GRADER, "dataset": None},
         },
     )
     console.print(f"job {job['id']} queued")
@@ -87,10 +92,12 @@ def _walk(
     hook = receiver.wait_for(f"job.{final['status']}")
     events = client.list_all(f"/v1/jobs/{job['id']}/events")
     _print_summary(console, final, hook, events)
+    evaluation = _eval(client, final, console)
     return {
         "team": team["id"],
         "dataset": dataset,
         "job": final,
+        "eval": evaluation,
         "webhook": {
             "id": hook.headers.get("webhook-id"),
             "verified": hook.verified,
@@ -132,3 +139,24 @@ def _print_summary(
         f"webhook {hook.event['type']} id {hook.headers.get('webhook-id')} signature {mark}"
     )
     console.print_json(json.dumps(hook.event))
+
+
+def _eval(client: FtqClient, job: dict[str, Any], console: Console) -> dict[str, Any]:
+    """Wait for the job's eval (base vs fine-tuned on the held-out split) and print the table."""
+    from shared.teamcli.render import eval_table
+
+    deadline = time.monotonic() + 180
+    evaluation = job.get("eval") or {}
+    while evaluation and evaluation["status"] not in EVAL_DONE and time.monotonic() < deadline:
+        time.sleep(0.25)
+        evaluation = client.request("GET", f"/v1/jobs/{job['id']}").get("eval") or {}
+    if evaluation.get("id"):
+        evaluation = dict(client.request("GET", f"/v1/evals/{evaluation['id']}"))
+        console.print(eval_table(evaluation))
+    console.print(
+        f"eval {evaluation.get('status')}: {EVAL_GRADER} on the {HELD_OUT:.0%} held out of "
+        "training. The emulator is a test double, not training: its fine-tuned model answers "
+        "with the reply taught for the most similar training prompt, its base model with a "
+        "fixed sentence."
+    )
+    return evaluation

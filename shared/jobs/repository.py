@@ -21,7 +21,7 @@ from shared.models import (
     ProviderSweep,
 )
 from shared.pagination import paginate
-from shared.timeutil import as_utc
+from shared.timeutil import as_utc, utcnow
 
 POLLED_STATUSES = ("submitted", "running")
 
@@ -180,9 +180,15 @@ def month_counts(session: Session, team_id: str, since: datetime) -> dict[str, i
 
 
 def stuck_uploads(session: Session, before: datetime) -> list[str]:
-    """Jobs left in `uploading` since before `before` (their submit task was lost)."""
-    query = select(Job.id).where(Job.status == "uploading", Job.updated_at < before)
-    return list(session.scalars(query))
+    """Jobs left in `uploading` since before `before` (their submit task was lost), claimed."""
+    query = select(Job).where(Job.status == "uploading", Job.updated_at < before)
+    jobs = list(session.scalars(query.with_for_update(skip_locked=True)))
+    for job in jobs:
+        # Touched, so the next sweeps (every few seconds) do not pile up concurrent resubmits
+        # of one job, whose find-before-create lookups would race into provider twins.
+        job.updated_at = utcnow()
+    session.flush()
+    return [job.id for job in jobs]
 
 
 # -- polling ------------------------------------------------------------------------------

@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from shared.evals.schemas import JobEval, JobEvalRequest
+
 JobStatus = Literal[
     "queued", "uploading", "submitted", "running", "succeeded", "failed", "cancelled"
 ]
@@ -28,6 +30,11 @@ class Hyperparameters(BaseModel):
     batch_size: Auto | int = Field(default="auto")
     learning_rate_multiplier: Auto | float = Field(default="auto")
     beta: Auto | float | None = None
+    # LoRA settings of the `local` provider (None: the server's FTQ_LOCAL_LORA_* defaults).
+    lora_rank: int | None = Field(default=None, ge=1, le=1024)
+    lora_alpha: int | None = Field(default=None, ge=1, le=4096)
+    lora_dropout: float | None = Field(default=None, ge=0.0, lt=1.0)
+    lora_target_modules: list[str] | None = Field(default=None, min_length=1, max_length=64)
 
     @field_validator("n_epochs")
     @classmethod
@@ -87,6 +94,9 @@ class JobCreate(BaseModel):
     seed: int | None = Field(default=None, ge=0, le=2147483647)
     metadata: dict[str, str] = Field(default_factory=dict)
     webhook_url: str | None = Field(default=None, max_length=2000)
+    eval: JobEvalRequest | None = Field(
+        default=None, description="score the base and the fine-tuned model once it succeeds"
+    )
 
     @model_validator(mode="after")
     def _one_validation_source(self) -> JobCreate:
@@ -144,6 +154,7 @@ class Job(BaseModel):
     result_file: ResultFile | None = None
     estimated_cost_usd: Decimal | None
     error: JobError | None
+    eval: JobEval | None = None
     created_at: datetime
     updated_at: datetime
     started_at: datetime | None

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from shared.datasets import repository as datasets_repo
 from shared.errors import Conflict, NotFound, QuotaExceeded, Unprocessable
+from shared.evals import service as evals
 from shared.ids import new_id
 from shared.jobs import repository, scheduling
 from shared.jobs.schemas import TERMINAL_STATUSES, Checkpoint, JobCreate, Method, MetricPoint
@@ -57,6 +58,9 @@ def create(session: Session, team: Team, data: JobCreate) -> Job:
         )
     if data.webhook_url:
         webhooks.check_destination(data.webhook_url)
+    if data.eval is not None:
+        has_validation = validation is not None or data.validation_split is not None
+        evals.check_job_request(session, team, data.eval, has_validation=has_validation)
     method = data.method.model_dump(mode="json")
     cost = _estimated_cost(training, method)
     reason = scheduling.over_budget(session, team, cost)
@@ -80,6 +84,7 @@ def create(session: Session, team: Team, data: JobCreate) -> Job:
         seed=data.seed,
         job_metadata=dict(data.metadata),
         webhook_url=data.webhook_url,
+        eval_request=data.eval.model_dump(mode="json") if data.eval else None,
         poll_interval_seconds=get_settings().poll_interval_seconds,
         estimated_cost_usd=cost,
     )
@@ -264,6 +269,7 @@ def to_schema(session: Session, job: Job, positions: dict[str, int] | None = Non
         result_file=result,  # type: ignore[arg-type]
         estimated_cost_usd=job.estimated_cost_usd,
         error=error,  # type: ignore[arg-type]
+        eval=evals.job_eval(session, job),
         created_at=job.created_at,
         updated_at=job.updated_at,
         started_at=job.started_at,
@@ -400,6 +406,9 @@ def _set_status(
 
 def _on_succeeded(session: Session, job: Job) -> None:
     """Follow-up work of a job that just succeeded (in the same transaction)."""
+    row = evals.create_for_job(session, job)
+    if row is not None:
+        add_event(session, job, f"Eval {row.id} queued: {job.model} vs {job.fine_tuned_model}")
 
 
 def job_payload(job: Job) -> dict[str, Any]:

@@ -59,6 +59,9 @@ class Job(CreatedAtMixin, Base):
     result_file_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
     result_blob_key: Mapped[str | None] = mapped_column(String(300), nullable=True)
     result_bytes: Mapped[int | None] = mapped_column(nullable=True)
+    # The eval asked for when the job succeeds (shared.evals.schemas.JobEvalRequest) and its id.
+    eval_request: Mapped[dict[str, Any] | None] = mapped_column(nullable=True)
+    eval_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
     started_at: Mapped[datetime | None] = mapped_column(nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(nullable=True)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -4,11 +4,13 @@ Providers: `emulator` (our OpenAI test double), `openai` (the official SDK; `FTQ
 `FTQ_OPENAI_ORGANIZATION`, `OPENAI_API_KEY` or `FTQ_OPENAI_API_KEY`) and `azure-openai` (the SDK's
 `AzureOpenAI`: `FTQ_AZURE_ENDPOINT`, `FTQ_AZURE_API_VERSION`, and `FTQ_AZURE_API_KEY`, or a
 Microsoft Entra ID token: `FTQ_AZURE_AD_TOKEN`, or `FTQ_AZURE_USE_ENTRA_ID=true` with
-azure-identity installed). A job picks one with `provider`; `FTQ_PROVIDER` is the default.
+azure-identity installed), and `local` (LoRA training on ftq's own `gpu` workers, the `local`
+extra). A job picks one with `provider`; `FTQ_PROVIDER` is the default.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Callable
 
@@ -19,7 +21,7 @@ from shared.providers.base import Provider
 from shared.providers.openai_provider import OpenAIProvider
 from shared.settings import Settings, get_settings
 
-PROVIDERS = ("emulator", "openai", "azure-openai")
+PROVIDERS = ("emulator", "openai", "azure-openai", "local")
 # The SDK's own retries would hide 429s from our backoff and re-POST creates without a key.
 SDK_MAX_RETRIES = 0
 SDK_TIMEOUT = 60.0
@@ -45,6 +47,10 @@ def get_provider(name: str, settings: Settings | None = None) -> Provider:
         return OpenAIProvider(
             name, azure_client(settings), deployments=dict(settings.azure_deployments)
         )
+    if name == "local":
+        from shared.providers.local.provider import LocalProvider
+
+        return LocalProvider()
     raise Unprocessable(
         f"unknown provider {name!r}; choose one of {', '.join(PROVIDERS)}", param="provider"
     )
@@ -60,6 +66,12 @@ def check_configured(name: str, settings: Settings | None = None) -> None:
     if name == "azure-openai" and not settings.azure_endpoint:
         raise Unprocessable(
             "the azure-openai provider is not configured on this server (FTQ_AZURE_ENDPOINT)",
+            param="provider",
+            code="provider_not_configured",
+        )
+    if name == "local" and importlib.util.find_spec("torch") is None:
+        raise Unprocessable(
+            "the local provider is not installed on this server (pip install -e '.[local]')",
             param="provider",
             code="provider_not_configured",
         )

@@ -16,7 +16,8 @@ class TeamCreate(BaseModel):
 
     name: str = Field(min_length=1, max_length=200)
     max_active_jobs: int = Field(default=10, ge=1, le=1000)
-    monthly_budget_usd: Decimal | None = Field(default=None, ge=0)
+    # The column is NUMERIC(12, 2): anything larger would fail in the database, not here.
+    monthly_budget_usd: Decimal | None = Field(default=None, ge=0, le=1_000_000_000)
 
 
 class TeamUsage(BaseModel):

@@ -38,7 +38,8 @@ IMAGE = "ghcr.io/ftq/ftq:0.1.0"
 CELERY_APP = "services.worker.celery_app"
 QUEUES = ("validate", "provider", "webhooks", "evals")
 APP_SERVICES = ("migrate", "api", *(f"worker-{q}" for q in QUEUES), "beat", "flower")
-INTERNET_COMPONENTS = {"worker-webhooks", "worker-provider"}
+# Customers' webhook URLs, and the provider's API (jobs and files; chat completions for evals).
+INTERNET_COMPONENTS = {"worker-webhooks", "worker-provider", "worker-evals"}
 SECRET_KEYS = {"FTQ_ADMIN_TOKEN", "FTQ_SECRET_KEY", "FTQ_DATABASE_URL", "OPENAI_API_KEY"}
 # Values that are never a real secret (the app refuses several of them in production too).
 PLACEHOLDERS = {
@@ -50,14 +51,11 @@ PLACEHOLDERS = {
     "dev-secret-key",
 }
 SECRET_NAME = re.compile(r"(TOKEN|SECRET|API_KEY|PASSWORD)")
-# Grace periods (seconds) that must outlast each pod's longest piece of work.
-MIN_GRACE = {
-    "api": 30,
-    "worker-validate": 300,
-    "worker-provider": 600,
-    "worker-evals": 600,
-    "worker-webhooks": 60,
-}
+# The API's grace must outlast uvicorn's own graceful shutdown (--timeout-graceful-shutdown).
+API_MIN_GRACE = 30
+# A local (gpu) training run checkpoints and resumes after its lease, so its pod need not
+# outlive its 24 h task limit; every other queue's pool must outlive its longest task.
+RESUMABLE_QUEUES = {"gpu"}
 # Addresses that stand for "the internet" and for each private range when the network
 # policies are evaluated here; nothing is ever sent to them.
 PUBLIC_ADDRESSES = ("8.8.8.8", "1.1.1.1", "151.101.1.1", "2606:4700:4700::1111")
@@ -80,6 +78,32 @@ def _venv_tool(name: str) -> str | None:
 def _option(command: list[str], flag: str) -> str | None:
     """The value after `flag` in an argv list."""
     return command[command.index(flag) + 1] if flag in command else None
+
+
+@functools.cache
+def _task_time_limits() -> dict[str, float]:
+    """The longest hard time limit of the tasks routed to each queue, read from the Celery app."""
+    from services.worker.celery_app import celery_app
+
+    celery_app.loader.import_default_modules()
+    longest: dict[str, float] = {}
+    for name, task in celery_app.tasks.items():
+        if name.startswith("celery."):
+            continue
+        queue = celery_app.amqp.router.route({}, name)["queue"].name
+        limit = task.time_limit or celery_app.conf.task_time_limit
+        assert limit, f"{name} has no hard time limit"
+        longest[queue] = max(longest.get(queue, 0.0), float(limit))
+    return longest
+
+
+def _worker_min_grace(command: list[str]) -> float | None:
+    """Seconds a worker consuming `-Q` must be given to finish its longest task on SIGTERM."""
+    queues = (_option(command, "-Q") or "").split(",")
+    limits = _task_time_limits()
+    if not set(queues) - RESUMABLE_QUEUES:
+        return None
+    return max(limits.get(q, 0.0) for q in queues if q not in RESUMABLE_QUEUES)
 
 
 def _seconds(duration: str | int) -> float:
@@ -159,9 +183,37 @@ def test_compose_has_a_worker_pool_per_queue(
 
 def test_compose_pools_consume_each_queue_once(services: dict[str, dict[str, Any]]) -> None:
     consumed = [
-        _option(_command(s), "-Q") for s in services.values() if "worker" in _command(s)[3:4]
+        q
+        for s in services.values()
+        if "worker" in _command(s)[3:4]
+        for q in (_option(_command(s), "-Q") or "").split(",")
     ]
-    assert sorted(q or "" for q in consumed) == sorted(QUEUES)
+    assert len(consumed) == len(set(consumed)), consumed
+    # A pool for a further queue (a `gpu` pool for the local provider) may join these.
+    assert set(QUEUES) <= set(consumed)
+    from services.worker.celery_app import QUEUES as APP_QUEUES
+
+    assert set(consumed) <= set(APP_QUEUES), "a pool consumes a queue no task is routed to"
+
+
+def test_compose_services_report_health_and_wait_for_it(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    for name, service in services.items():
+        if name != "migrate":
+            assert service.get("healthcheck", {}).get("test"), f"{name} has no health check"
+        for dependency, spec in (service.get("depends_on") or {}).items():
+            assert isinstance(spec, dict) and spec.get("condition") in {
+                "service_healthy",
+                "service_completed_successfully",
+            }, (name, dependency)
+            assert dependency in services, (name, dependency)
+    for queue in QUEUES:
+        probe = " ".join(services[f"worker-{queue}"]["healthcheck"]["test"])
+        assert "inspect ping" in probe and f"{queue}@$$HOSTNAME" in probe
+    for name in ("worker-provider", "worker-evals"):
+        emulator = services[name]["depends_on"]["emulator"]
+        assert emulator == {"condition": "service_healthy", "required": False}
 
 
 def test_compose_migrate_is_one_shot_and_gates_the_app(
@@ -183,7 +235,7 @@ def test_compose_api(services: dict[str, dict[str, Any]]) -> None:
     assert command[:2] == ["uvicorn", "services.api.main:app"]
     assert _option(command, "--host") == "0.0.0.0"
     assert _option(command, "--port") == "8000"
-    assert _option(command, "--workers") == "4"
+    assert int(_option(command, "--workers") or 1) >= 2, "several uvicorn workers"
     assert "--proxy-headers" in command
     probe = " ".join(api["healthcheck"]["test"])
     assert "urllib" in probe and "/healthz" in probe and "curl" not in probe
@@ -273,10 +325,15 @@ def test_compose_bakes_in_no_placeholder_secret(
 def test_compose_stops_gracefully(services: dict[str, dict[str, Any]]) -> None:
     for name in APP_SERVICES:
         assert services[name]["stop_signal"] == "SIGTERM", name
-    for name, minimum in MIN_GRACE.items():
-        compose_name = name if name.startswith("worker-") else "api"
-        grace = _seconds(services[compose_name]["stop_grace_period"])
-        assert grace >= minimum, (name, grace)
+    assert _seconds(services["api"]["stop_grace_period"]) > API_MIN_GRACE
+    pools = 0
+    for name, service in services.items():
+        command = _command(service)
+        if command[3:4] == ["worker"] and (minimum := _worker_min_grace(command)) is not None:
+            pools += 1
+            grace = _seconds(service["stop_grace_period"])
+            assert grace > minimum, f"{name}: {grace} s grace, tasks may run {minimum} s"
+    assert pools >= len(QUEUES)
 
 
 # --------------------------------------------------------------------------- kubernetes
@@ -478,14 +535,25 @@ def test_every_container_has_resources_probes_and_a_hardened_context(
 
 
 def test_grace_periods_outlast_the_longest_task(docs: tuple[dict[str, Any], ...]) -> None:
-    seen = set()
+    pools = set()
     for doc, spec in _workloads(docs):
         component = _pod_labels(doc)["app.kubernetes.io/component"]
-        if component in MIN_GRACE:
-            seen.add(component)
-            grace = spec.get("terminationGracePeriodSeconds", 30)
-            assert grace >= MIN_GRACE[component], (component, grace)
-    assert seen == set(MIN_GRACE)
+        command = spec["containers"][0].get("command", [])
+        grace = spec.get("terminationGracePeriodSeconds", 30)
+        if component == "api":
+            assert grace > API_MIN_GRACE
+        if command[3:4] == ["worker"] and (minimum := _worker_min_grace(command)) is not None:
+            pools.add(component)
+            assert grace > minimum, f"{component}: {grace} s grace, tasks may run {minimum} s"
+    assert {f"worker-{q}" for q in QUEUES} <= pools
+
+
+def test_task_time_limits_stay_below_the_visibility_timeout() -> None:
+    from services.worker.celery_app import VISIBILITY_TIMEOUT
+
+    for queue, limit in _task_time_limits().items():
+        if queue not in RESUMABLE_QUEUES:
+            assert limit < VISIBILITY_TIMEOUT, (queue, limit)
 
 
 def test_migrations_run_as_a_job(docs: tuple[dict[str, Any], ...]) -> None:
@@ -530,7 +598,7 @@ def _rule_allows_port(rule: dict[str, Any], port: int, protocol: str = "TCP") ->
     )
 
 
-def test_network_policies_keep_the_internet_to_webhook_and_provider_workers(
+def test_network_policies_keep_the_internet_to_the_workers_that_call_out(
     docs: tuple[dict[str, Any], ...],
 ) -> None:
     policies = [d["spec"] for d in docs if d["kind"] == "NetworkPolicy"]
@@ -704,3 +772,45 @@ def test_dockerfile_copies_only_what_exists_and_ignores_the_rest() -> None:
                 assert (ROOT / source).exists(), f"Dockerfile copies missing {source}"
     ignored = {line.strip() for line in DOCKERIGNORE.read_text().splitlines()}
     assert {".git", ".venv", ".ftq", "tests"} <= ignored
+
+
+def test_the_image_install_ships_every_module_and_data_file(tmp_path: Path) -> None:
+    """Build the wheel the way the Dockerfile does, from exactly what it copies."""
+    build = next(s for s in _dockerfile_stages() if any(k == "COPY" for k, _ in s))
+    context = tmp_path / "src"
+    context.mkdir()
+    for keyword, rest in build:
+        if keyword != "COPY" or rest.startswith("--from="):
+            continue
+        *sources, _ = shlex.split(rest)
+        for source in sources:
+            origin = ROOT / source
+            if origin.is_dir():
+                shutil.copytree(
+                    origin, context / source, ignore=shutil.ignore_patterns("__pycache__")
+                )
+            else:
+                shutil.copy2(origin, context / source)
+    pip_wheel = [sys.executable, "-m", "pip", "wheel", str(context), "--no-deps"]
+    result = subprocess.run(
+        [*pip_wheel, "--no-build-isolation", "--wheel-dir", str(tmp_path / "dist"), "--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    import zipfile
+
+    (wheel,) = (tmp_path / "dist").glob("ftq-*.whl")
+    shipped = set(zipfile.ZipFile(wheel).namelist())
+    wanted = {
+        str(path.relative_to(context))
+        for package in ("shared", "services", "migrations")
+        for path in (context / package).rglob("*")
+        if path.is_file() and path.suffix in {".py", ".html", ".mako", ".jsonl", ".ini", ".json"}
+    }
+    assert wanted, "nothing copied"
+    assert not wanted - shipped, f"missing from the image: {sorted(wanted - shipped)}"
+    entry_points = next(n for n in shipped if n.endswith(".dist-info/entry_points.txt"))
+    assert "ftq = shared.cli:app" in zipfile.ZipFile(wheel).read(entry_points).decode()

@@ -281,10 +281,12 @@ def test_cancel(client: openai.OpenAI) -> None:
 def test_pause_freezes_and_resume_continues(
     client: openai.OpenAI, control: EmulatorControl
 ) -> None:
+    control.speed(0)  # frozen, so a loaded machine cannot move the job on between calls
     job = client.fine_tuning.jobs.create(model="gpt-4o-mini", training_file=chat_file(client))
     with pytest.raises(openai.BadRequestError):
         client.fine_tuning.jobs.pause(job.id)
     assert control.advance(job.id, 70)["status"] == "running"
+    control.speed(SPEED)
     paused = client.fine_tuning.jobs.pause(job.id)
     assert paused.status == "paused"
     count = len(client.fine_tuning.jobs.list_events(job.id, limit=1000).data)
@@ -556,6 +558,38 @@ def test_chat_completions_base_and_fine_tuned(
     with pytest.raises(openai.NotFoundError) as error:
         client.chat.completions.create(model="gpt-unknown", messages=messages)
     assert error.value.code == "model_not_found"
+
+
+def test_fine_tuned_model_imitates_nearest_training_answer_on_unseen_prompts(
+    client: openai.OpenAI, control: EmulatorControl
+) -> None:
+    cities = ["Paris", "Rome", "Oslo", "Lima", "Cairo", "Quito", "Bern", "Riga", "Kyiv", "Doha"]
+    lines = [
+        {
+            "messages": [
+                {"role": "user", "content": f"What is the weather in {city} today?"},
+                {"role": "assistant", "content": f"Sunny in {city}, 21 C."},
+            ]
+        }
+        for city in cities
+    ]
+    lines.append(
+        {
+            "messages": [
+                {"role": "user", "content": "Translate hello into French."},
+                {"role": "assistant", "content": "Bonjour."},
+            ]
+        }
+    )
+    job = client.fine_tuning.jobs.create(model="gpt-4o-mini", training_file=upload(client, lines))
+    model = control.advance(job.id)["fine_tuned_model"]
+    unseen: list[ChatCompletionMessageParam] = [
+        {"role": "user", "content": "What is the weather in Rome tomorrow?"}
+    ]
+    tuned = client.chat.completions.create(model=model, messages=unseen)
+    base = client.chat.completions.create(model="gpt-4o-mini", messages=unseen)
+    assert tuned.choices[0].message.content == "Sunny in Rome, 21 C."
+    assert (base.choices[0].message.content or "").startswith("Emulated reply from gpt-4o-mini")
 
 
 # -- hosting ---------------------------------------------------------------------------------

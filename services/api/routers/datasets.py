@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
+
 from fastapi import APIRouter, Request, Response, status
 from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from services.api.deps import AfterQuery, LimitQuery, SessionDep, TeamDep
+from services.api.idempotency import IdempotencyDep
 from services.api.uow import commit
-from services.api.uploads import receive_upload
+from services.api.uploads import ParsedUpload, receive_upload
 from shared.datasets import service
 from shared.datasets.schemas import (
     Dataset,
@@ -18,7 +21,7 @@ from shared.datasets.schemas import (
     DatasetSplit,
     DatasetSplitResult,
 )
-from shared.errors import Unprocessable
+from shared.errors import AppError, Unprocessable
 from shared.pagination import Page
 from shared.settings import get_settings
 from shared.storage import get_blob_store
@@ -37,8 +40,12 @@ def _fields(raw: dict[str, str]) -> DatasetCreate:
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=Dataset)
 async def upload_dataset(
-    request: Request, response: Response, session: SessionDep, team: TeamDep
-) -> Dataset:
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    team: TeamDep,
+    idempotency: IdempotencyDep,
+) -> Dataset | Response:
     """Upload a JSONL file (multipart field `file`); the same bytes return the existing one."""
     store = get_blob_store()
     upload = await receive_upload(
@@ -46,16 +53,30 @@ async def upload_dataset(
     )
     try:
         fields = _fields(upload.fields)
-    except Unprocessable:
+        replay = await run_in_threadpool(
+            idempotency.begin, session, _upload_fingerprint(upload.blob.sha256, upload)
+        )
+    except AppError:
         store.delete(upload.blob.key)
         raise
+    if replay is not None:
+        store.delete(upload.blob.key)
+        return replay
     dataset, created = await run_in_threadpool(
         service.create, session, team, upload.blob, upload.filename, fields
     )
-    await run_in_threadpool(commit, session)
+    result = Dataset.model_validate(dataset)
     if not created:
         response.status_code = status.HTTP_200_OK
-    return Dataset.model_validate(dataset)
+    await run_in_threadpool(idempotency.save, session, response.status_code or 201, result)
+    await run_in_threadpool(commit, session)
+    return result
+
+
+def _upload_fingerprint(sha256: str, upload: ParsedUpload) -> bytes:
+    """The uploaded bytes' digest with the form fields and file name (what a replay must match)."""
+    fields = json.dumps({"filename": upload.filename, **upload.fields}, sort_keys=True)
+    return f"{sha256}\n{fields}".encode()
 
 
 @router.get("", response_model=Page[Dataset])

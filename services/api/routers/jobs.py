@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Response, status
 from fastapi.responses import StreamingResponse
 
 from services.api.deps import AfterQuery, LimitQuery, SessionDep, TeamDep
+from services.api.idempotency import IdempotencyDep
 from services.api.uow import commit
 from shared.jobs import service
 from shared.jobs.schemas import Checkpoint, Job, JobCreate, JobEvent, JobStatus, MetricPoint
@@ -18,11 +19,16 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=Job)
-def create_job(data: JobCreate, session: SessionDep, team: TeamDep) -> Job:
+def create_job(
+    data: JobCreate, session: SessionDep, team: TeamDep, idempotency: IdempotencyDep
+) -> Job | Response:
     """Queue a fine-tuning job; it starts once its datasets are valid."""
-    job = service.create(session, team, data)
+    if (replay := idempotency.begin(session, data)) is not None:
+        return replay
+    job = service.to_schema(session, service.create(session, team, data))
+    idempotency.save(session, status.HTTP_201_CREATED, job)
     commit(session)
-    return service.to_schema(session, job)
+    return job
 
 
 @router.get("", response_model=Page[Job])

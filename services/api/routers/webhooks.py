@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Response, status
 from sqlalchemy.orm import Session
 
 from services.api.deps import AfterQuery, LimitQuery, SessionDep, TeamDep
+from services.api.idempotency import IdempotencyDep
 from services.api.uow import commit
 from shared.models import WebhookDelivery as DeliveryRow
 from shared.pagination import Page
@@ -44,12 +45,16 @@ def _with_secret(endpoint: object, secret: str) -> WebhookEndpointWithSecret:
     response_model=WebhookEndpointWithSecret,
 )
 def create_endpoint(
-    data: WebhookEndpointCreate, session: SessionDep, team: TeamDep
-) -> WebhookEndpointWithSecret:
+    data: WebhookEndpointCreate, session: SessionDep, team: TeamDep, idempotency: IdempotencyDep
+) -> WebhookEndpointWithSecret | Response:
     """Register an endpoint; its `whsec_` secret is shown only now."""
+    if (replay := idempotency.begin(session, data)) is not None:
+        return replay
     endpoint, secret = service.create_endpoint(session, team, data)
+    created = _with_secret(endpoint, secret)
+    idempotency.save(session, status.HTTP_201_CREATED, created)
     commit(session)
-    return _with_secret(endpoint, secret)
+    return created
 
 
 @router.get("/webhook-endpoints", response_model=Page[WebhookEndpoint])

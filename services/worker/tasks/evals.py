@@ -1,1 +1,103 @@
-"""Evaluation tasks (queue evals)."""
+"""Evaluation tasks (queue evals).
+
+- `evals.run(eval_id)`: take the eval's lease, copy its items in once, ask every model the items
+  it has not answered yet (bounded pool, rate limit per provider, retries), store answers as they
+  come, and finish: a rerun after a crash asks only what is missing. A run that reaches its time
+  budget hands on to a fresh task, well inside Celery's time limit.
+- `evals.sweep` (beat): run again the unfinished evals whose lease lapsed (their worker died).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from functools import partial
+
+from services.worker.celery_app import celery_app
+from services.worker.tasks.outbox import relay_now
+from shared.db import session_scope
+from shared.errors import AppError
+from shared.evals import runner, service
+from shared.providers.base import Provider
+from shared.providers.registry import get_provider
+from shared.settings import get_settings
+
+log = logging.getLogger(__name__)
+
+
+@celery_app.task(name="evals.run")
+def run(eval_id: str) -> str | None:
+    """Run (or continue) one eval; returns how this run ended."""
+    token = uuid.uuid4().hex
+    with session_scope() as session:
+        if not service.claim(session, eval_id, token):
+            return None
+    try:
+        outcome = _run_claimed(eval_id, token)
+    except AppError as exc:  # e.g. a provider that is not configured on this worker
+        _fail(eval_id, exc.code, exc.message)
+        outcome = "failed"
+    except Exception:
+        log.exception("eval %s crashed", eval_id)
+        _fail(eval_id, "internal_error", "the eval stopped on an unexpected error")
+        outcome = "failed"
+    relay_now()
+    return outcome
+
+
+def _run_claimed(eval_id: str, token: str) -> str:
+    settings = get_settings()
+    with session_scope() as session:
+        plan = service.plan(session, eval_id)
+    if plan is None:
+        return "finished"
+    providers: dict[str, Provider] = {}
+    for name in set(plan.providers.values()):
+        providers[name] = get_provider(name)
+    policy = runner.RetryPolicy(settings.eval_max_retries, settings.eval_max_backoff_seconds)
+
+    def ask_one(work: runner.Work) -> runner.Answer:
+        name = plan.providers[work.model]
+        rate = settings.eval_provider_rps.get(name, settings.eval_requests_per_second)
+        return runner.ask(
+            providers[name],
+            work,
+            limiter=runner.limiter_for(name, rate),
+            policy=policy,
+            max_tokens=settings.eval_max_tokens,
+        )
+
+    finished = runner.run_all(
+        plan.work,
+        ask_one,
+        concurrency=plan.concurrency,
+        on_batch=partial(_store, eval_id, token, plan),
+        deadline=time.monotonic() + settings.eval_task_budget_seconds,
+    )
+    with session_scope() as session:
+        if finished:
+            service.finish(session, eval_id, token)
+        else:
+            service.hand_on(session, eval_id, token)
+    return "finished" if finished else "handed_on"
+
+
+def _store(eval_id: str, token: str, plan: service.RunPlan, answers: list[runner.Answer]) -> bool:
+    with session_scope() as session:
+        return service.record(session, eval_id, token, answers, plan.references, plan.grader)
+
+
+def _fail(eval_id: str, code: str, message: str) -> None:
+    with session_scope() as session:
+        service.fail_by_id(session, eval_id, code, message)
+
+
+@celery_app.task(name="evals.sweep")
+def sweep() -> int:
+    """Run again the evals whose worker died (lease lapsed, nothing stored lately)."""
+    with session_scope() as session:
+        stale = service.requeue_stale(session)
+    for eval_id in stale:
+        run.delay(eval_id)
+    return len(stale)

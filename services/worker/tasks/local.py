@@ -1,1 +1,25 @@
-"""Local LoRA training tasks (queue gpu)."""
+"""Local LoRA training tasks (queue gpu): `local.train(run_id)`, one per job, one per GPU."""
+
+from __future__ import annotations
+
+from services.worker.celery_app import celery_app
+from services.worker.tasks.outbox import relay_now
+from shared.settings import get_settings
+
+LIMIT = get_settings().local_time_limit_seconds
+
+
+@celery_app.task(
+    name="local.train",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    time_limit=LIMIT,
+    soft_time_limit=LIMIT - 60,
+)
+def train(run_id: str) -> str:
+    """Train a local run (resuming from its last checkpoint) unless a live worker holds it."""
+    from shared.providers.local.trainer import run_training
+
+    outcome = run_training(run_id)
+    relay_now()
+    return outcome

@@ -1,0 +1,396 @@
+"""Benchmark the API: `POST /v1/jobs` and `GET /v1/jobs/{id}` against a trivial endpoint.
+
+    python bench/api.py [--levels 1,4,16,64] [--seconds 3] [--rounds 3] [--workers 2]
+
+Needs PostgreSQL on 127.0.0.1:5432: a fresh database is created, migrated with `ftq migrate`
+and dropped at the end. One uvicorn server (`--workers` processes) serves the ftq app with one
+extra route, `GET /bench/ceiling`, a trivial FastAPI endpoint returning a constant: same
+process, same middleware (request ids, access log, metrics), no database. It is the ceiling the
+ftq routes are measured against, in the same run.
+
+No Celery worker runs and the broker is kombu's in-process `memory://` transport, so jobs stay
+`queued`: a request pays for validation, quota and budget checks, the queue position, the
+job row and its outbox row in one transaction, and the relay's hand-off to the broker, but not a
+Redis round trip (`--broker redis://...` measures that too). `--teams` (64) teams share the
+load round-robin; between measurements every job is marked cancelled in SQL, so no team reaches
+its `max_active_jobs` and the active-job count stays small, as in a steady state.
+
+The load comes from this process: one asyncio keep-alive HTTP/1.1 connection per concurrent
+client, each sending its next request when the previous answer arrived (closed loop). Per level
+and route: requests/s over `--seconds`, p50 and p99 latency, and the ratio to the ceiling's
+requests/s at the same level; medians over `--rounds`. Client and server share the machine's cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import secrets
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+MODEL = "gpt-4o-mini-2024-07-18"
+ROUTES = ("ceiling", "create", "read")
+
+
+def create_bench_app() -> Any:
+    """The ftq app plus the ceiling route (a uvicorn `--factory`)."""
+    from services.api.main import create_app
+
+    app = create_app()
+
+    @app.get("/bench/ceiling", include_in_schema=False)
+    def ceiling() -> dict[str, bool]:
+        """A constant: what the server, framework and middleware cost alone."""
+        return {"ok": True}
+
+    return app
+
+
+# --------------------------------------------------------------------------- load generator
+
+
+class Connection:
+    """One keep-alive HTTP/1.1 connection that sends a request and reads its answer."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def open(cls, port: int) -> Connection:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        return cls(reader, writer)
+
+    async def request(
+        self, method: str, path: str, headers: dict[str, str], body: bytes = b""
+    ) -> tuple[int, bytes]:
+        lines = [f"{method} {path} HTTP/1.1", "host: 127.0.0.1"]
+        lines += [f"{k}: {v}" for k, v in headers.items()]
+        lines.append(f"content-length: {len(body)}")
+        self.writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(head.split(b" ", 2)[1])
+        length = 0
+        for line in head.lower().split(b"\r\n"):
+            if line.startswith(b"content-length:"):
+                length = int(line.split(b":", 1)[1])
+        return status, await self.reader.readexactly(length)
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+class Load:
+    """The requests of one route: what to send, and what a correct answer is."""
+
+    def __init__(self, keys: list[str], datasets: list[str], job_ids: list[str]) -> None:
+        self.keys, self.datasets, self.job_ids = keys, datasets, job_ids
+        self.turn = 0
+        self.created: list[str] = []
+
+    def next(self, route: str) -> tuple[str, str, dict[str, str], bytes, int]:
+        """(method, path, headers, body, expected status) of the next request of a route."""
+        self.turn += 1
+        team = self.turn % len(self.keys)
+        headers = {"authorization": f"Bearer {self.keys[team]}"}
+        if route == "ceiling":
+            return "GET", "/bench/ceiling", {}, b"", 200
+        if route == "create":
+            body = json.dumps({"model": MODEL, "training_dataset": self.datasets[team]}).encode()
+            headers["content-type"] = "application/json"
+            return "POST", "/v1/jobs", headers, body, 201
+        job_team, job_id = self.job_ids[self.turn % len(self.job_ids)].split(" ")
+        headers = {"authorization": f"Bearer {self.keys[int(job_team)]}"}
+        return "GET", f"/v1/jobs/{job_id}", headers, b"", 200
+
+
+async def _client(
+    port: int, load: Load, route: str, stop: float, latencies: list[float], errors: list[str]
+) -> None:
+    connection = await Connection.open(port)
+    try:
+        while time.perf_counter() < stop:
+            method, path, headers, body, expected = load.next(route)
+            started = time.perf_counter()
+            status, answer = await connection.request(method, path, headers, body)
+            latencies.append(time.perf_counter() - started)
+            if status != expected:
+                errors.append(f"{method} {path}: {status} {answer[:200]!r}")
+    finally:
+        connection.close()
+
+
+async def measure(port: int, load: Load, route: str, clients: int, seconds: float) -> dict:
+    """Closed-loop load from `clients` connections for `seconds` (after a short warm-up)."""
+    warm: list[float] = []
+    warm_errors: list[str] = []
+    stop = time.perf_counter() + 0.3
+    await asyncio.gather(
+        *(_client(port, load, route, stop, warm, warm_errors) for _ in range(clients))
+    )
+    latencies: list[float] = []
+    errors: list[str] = []
+    started = time.perf_counter()
+    stop = started + seconds
+    await asyncio.gather(
+        *(_client(port, load, route, stop, latencies, errors) for _ in range(clients))
+    )
+    elapsed = time.perf_counter() - started
+    if errors:
+        raise SystemExit(f"{route}: {len(errors)} bad answers, first: {errors[0]}")
+    latencies.sort()
+    return {
+        "rps": len(latencies) / elapsed,
+        "p50_ms": 1000 * latencies[len(latencies) // 2],
+        "p99_ms": 1000 * latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))],
+        "requests": len(latencies),
+    }
+
+
+# --------------------------------------------------------------------------- set-up
+
+
+def _http(port: int, method: str, path: str, body: Any, headers: dict[str, str]) -> Any:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}",
+        data=json.dumps(body).encode() if body is not None else None,
+        method=method,
+        headers={"content-type": "application/json", **headers},
+    )
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        return json.loads(answer.read())
+
+
+def _wait(port: int, server: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise SystemExit(f"uvicorn exited:\n{log.read_text()[-3000:]}")
+        try:
+            _http(port, "GET", "/healthz", None, {})
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit(f"uvicorn did not start:\n{log.read_text()[-3000:]}")
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _ready_datasets(
+    env: dict[str, str], port: int, admin: str, teams: int
+) -> tuple[list[str], list[str]]:
+    """`teams` teams, each with a ready dataset (validated here, as the worker would)."""
+    os.environ.update(env)
+    from shared.datasets import service as datasets
+    from shared.db import get_sessionmaker
+
+    rows = [
+        {"messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": "a"}]}
+        for i in range(12)
+    ]
+    content = "".join(json.dumps(r) + "\n" for r in rows).encode()
+    keys, dataset_ids = [], []
+    for i in range(teams):
+        team = _http(
+            port,
+            "POST",
+            "/v1/admin/teams",
+            {"name": f"bench-{i}", "max_active_jobs": 1000},
+            {"authorization": f"Bearer {admin}"},
+        )
+        key = team["api_key"]["key"]
+        boundary = uuid.uuid4().hex
+        body = (
+            (
+                f"--{boundary}\r\n"
+                'content-disposition: form-data; name="file"; filename="t.jsonl"\r\n'
+                "content-type: application/jsonl\r\n\r\n"
+            ).encode()
+            + content
+            + f"\r\n--{boundary}--\r\n".encode()
+        )
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/v1/datasets",
+            data=body,
+            method="POST",
+            headers={
+                "authorization": f"Bearer {key}",
+                "content-type": f"multipart/form-data; boundary={boundary}",
+            },
+        )
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            dataset = json.loads(answer.read())
+        with get_sessionmaker()() as session:
+            datasets.run_validation(session, dataset["id"])
+            session.commit()
+        keys.append(key)
+        dataset_ids.append(dataset["id"])
+    return keys, dataset_ids
+
+
+def _finish_all_jobs(database_url: str) -> None:
+    """Mark every job cancelled, as if they had run: quotas and active counts stay small."""
+    import psycopg
+
+    with psycopg.connect(database_url.replace("+psycopg", ""), autocommit=True) as conn:
+        conn.execute("UPDATE jobs SET status = 'cancelled' WHERE status = 'queued'")
+
+
+def _job_ids(database_url: str, team_ids: list[str]) -> list[str]:
+    import psycopg
+
+    index = {team: i for i, team in enumerate(team_ids)}
+    with psycopg.connect(database_url.replace("+psycopg", "")) as conn:
+        rows = conn.execute("SELECT team_id, id FROM jobs ORDER BY id LIMIT 5000").fetchall()
+    return [f"{index[team]} {job}" for team, job in rows]
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    import psycopg
+
+    name = f"ftq_bench_api_{uuid.uuid4().hex[:8]}"
+    database_url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    workdir = Path(tempfile.mkdtemp(prefix="ftq-bench-api-"))
+    admin = secrets.token_hex(24)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FTQ_")}
+    env.update(
+        {
+            "FTQ_ENVIRONMENT": "development",
+            "FTQ_DATABASE_URL": database_url,
+            "FTQ_BROKER_URL": args.broker,
+            "FTQ_EMBEDDED_WORKER": "false",
+            "FTQ_PROVIDER": "emulator",
+            # Never called: no worker runs. Set so the API does not mount its own emulator.
+            "FTQ_EMULATOR_URL": "http://127.0.0.1:9/v1",
+            "FTQ_DATA_DIR": str(workdir / "data"),
+            "FTQ_ADMIN_TOKEN": admin,
+            "FTQ_SECRET_KEY": secrets.token_hex(24),
+            "FTQ_LOG_LEVEL": "INFO",
+            "PYTHONPATH": str(ROOT),
+        }
+    )
+    server = None
+    try:
+        subprocess.run(
+            [str(Path(sys.executable).parent / "ftq"), "migrate"],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            capture_output=True,
+        )
+        port = _free_port()
+        log = workdir / "uvicorn.log"
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "--factory",
+                "--app-dir",
+                str(ROOT / "bench"),
+                "api:create_bench_app",
+                "--port",
+                str(port),
+                "--workers",
+                str(args.workers),
+                "--no-access-log",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log.open("wb"),
+            stderr=subprocess.STDOUT,
+        )
+        _wait(port, server, log)
+        keys, dataset_ids = _ready_datasets(env, port, admin, args.teams)
+        team_ids = [
+            _http(port, "GET", "/v1/team", None, {"authorization": f"Bearer {k}"})["id"]
+            for k in keys
+        ]
+        seed = Load(keys, dataset_ids, ["0 none"])
+        asyncio.run(measure(port, seed, "create", 8, 1.0))
+        job_ids = _job_ids(database_url, team_ids)
+        _finish_all_jobs(database_url)
+        results: dict[int, dict[str, list[dict]]] = {
+            level: {route: [] for route in ROUTES} for level in args.levels
+        }
+        for round_no in range(args.rounds):
+            for level in args.levels:
+                for route in ROUTES:
+                    load = Load(keys, dataset_ids, job_ids)
+                    figures = asyncio.run(measure(port, load, route, level, args.seconds))
+                    results[level][route].append(figures)
+                    if route == "create":
+                        _finish_all_jobs(database_url)
+            print(f"round {round_no + 1}/{args.rounds} done", file=sys.stderr)
+        return {"levels": results, "workers": args.workers, "cores": os.cpu_count()}
+    finally:
+        if server is not None:
+            server.terminate()
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+        with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def report(outcome: dict[str, Any], rounds: int) -> None:
+    print(
+        f"uvicorn --workers {outcome['workers']} on {outcome['cores']} cores, "
+        f"client in the same machine; medians of {rounds} rounds"
+    )
+    header = f"{'clients':>7}  {'route':<22}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'/ceiling':>10}"
+    print(header)
+    names = {
+        "ceiling": "GET /bench/ceiling",
+        "create": "POST /v1/jobs",
+        "read": "GET /v1/jobs/{id}",
+    }
+    for level, routes in outcome["levels"].items():
+        ceiling = statistics.median(r["rps"] for r in routes["ceiling"])
+        for route in ROUTES:
+            runs = routes[route]
+            rps = statistics.median(r["rps"] for r in runs)
+            p50 = statistics.median(r["p50_ms"] for r in runs)
+            p99 = statistics.median(r["p99_ms"] for r in runs)
+            print(
+                f"{level:>7}  {names[route]:<22}{rps:>9.0f}{p50:>9.1f}{p99:>9.1f}"
+                f"{rps / ceiling:>10.2f}"
+            )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--levels", default="1,4,16,64", help="concurrent clients, comma-separated")
+    parser.add_argument("--seconds", type=float, default=3.0, help="per level and route")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
+    parser.add_argument("--teams", type=int, default=64, help="teams sharing the load")
+    parser.add_argument("--broker", default="memory://", help="e.g. redis://127.0.0.1:6379/14")
+    args = parser.parse_args()
+    args.levels = [int(x) for x in args.levels.split(",")]
+    report(run(args), args.rounds)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Charts drawn in plain Python (SVG), no plotting library."""

@@ -1,0 +1,114 @@
+"""Graders: score one model output against its accepted references, from 0 to 1.
+
+- `exact`: equal after collapsing whitespace and case.
+- `contains`: a reference appears in the output (same normalisation).
+- `choice`: the answer letter A-E read from free text ("The answer is (C).", "c",
+  "Answer: B) because ..."); an output that offers two different letters scores 0.
+- `bleu`: sacreBLEU's sentence BLEU (effective order) / 100.
+- `rouge_l`: rouge-score's ROUGE-L F-measure (Porter stemming).
+With several references the best score counts.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from functools import cache
+from typing import Any, Literal
+
+GraderName = Literal["exact", "choice", "contains", "bleu", "rouge_l"]
+GRADERS: tuple[str, ...] = ("exact", "choice", "contains", "bleu", "rouge_l")
+
+LETTERS = "ABCDE"
+_WS = re.compile(r"\s+")
+# The whole answer is one letter, maybe wrapped: "c", "(C)", "C.", "**C**", "[D]".
+_BARE = re.compile(r"^[\s\(\[\*\"'`]*([A-Ea-e])[\s\)\]\*\"'`.:!]*$")
+# "answer is (C)", "Answer: B) because", "correct option is D", "choice: **E**", "A or C".
+_STATED = re.compile(
+    r"\b(?:answer|option|choice)s?\b(?:\s+(?:is|would\s+be|should\s+be|=))?\s*[:\-]?\s*"
+    r"[\(\[\*]*\s*([A-E])\b[\)\]\*]*"
+    r"(?:\s*(?:or|and|/|,|&)\s*[\(\[\*]*([A-E])\b)?",
+    re.IGNORECASE,
+)
+# A reply that opens with its letter: "B) because ...", "(C) ...", "D. The ...", "E: ...".
+_LEADING = re.compile(r"^\s*[\(\[\*]*([A-E])(?:\)|\]|\.|:|\*\*)")
+# Letters offered on their own anywhere: "(C)", "C)", or a capital word; "A" before a lower-case
+# word (other than "or" / "and") is the article.
+_STANDALONE = re.compile(r"\(([A-E])\)|\b([A-E])\)|\b([B-E])\b|\bA\b(?!\s+(?!or\b|and\b)[a-z])")
+
+
+def normalise(text: str) -> str:
+    """Whitespace collapsed, case folded, ends trimmed."""
+    return _WS.sub(" ", text).strip().casefold()
+
+
+def extract_choice(text: str) -> str | None:
+    """The one answer letter a reply gives, or None when it gives none or several."""
+    bare = _BARE.match(text)
+    if bare:
+        return bare.group(1).upper()
+    stated = _STATED.findall(text)
+    if stated:
+        letters = {letter.upper() for pair in stated for letter in pair if letter}
+        return letters.pop() if len(letters) == 1 else None
+    leading = _LEADING.match(text)
+    if leading:
+        return leading.group(1)
+    found = {"".join(groups) or "A" for groups in _STANDALONE.findall(text)}
+    return found.pop() if len(found) == 1 else None
+
+
+def _exact(output: str, reference: str) -> float:
+    return float(normalise(output) == normalise(reference))
+
+
+def _contains(output: str, reference: str) -> float:
+    wanted = normalise(reference)
+    return float(bool(wanted) and wanted in normalise(output))
+
+
+def _choice(output: str, reference: str) -> float:
+    wanted = extract_choice(reference)
+    return float(wanted is not None and extract_choice(output) == wanted)
+
+
+def _bleu(output: str, reference: str) -> float:
+    score = _bleu_metric().sentence_score(output, [reference]).score
+    return _unit(score / 100.0)
+
+
+def _rouge_l(output: str, reference: str) -> float:
+    return _unit(_rouge_scorer().score(reference, output)["rougeL"].fmeasure)
+
+
+@cache
+def _bleu_metric() -> Any:
+    from sacrebleu.metrics import BLEU
+
+    return BLEU(effective_order=True)
+
+
+@cache
+def _rouge_scorer() -> Any:
+    from rouge_score import rouge_scorer
+
+    return rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+
+
+def _unit(value: float) -> float:
+    return min(max(float(value), 0.0), 1.0)
+
+
+SCORERS: dict[str, Callable[[str, str], float]] = {
+    "exact": _exact,
+    "choice": _choice,
+    "contains": _contains,
+    "bleu": _bleu,
+    "rouge_l": _rouge_l,
+}
+
+
+def grade(grader: str, output: str, references: list[str]) -> float:
+    """The best score of `output` against any accepted reference (0 when there is none)."""
+    scorer = SCORERS[grader]
+    return max((scorer(output, reference) for reference in references), default=0.0)

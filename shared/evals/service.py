@@ -1,0 +1,545 @@
+"""Evals: score models on a dataset's prompts, side by side, and tell the team.
+
+Lifecycle: `queued` → `running` (the `evals.run` task holds a lease, copies the dataset's items in
+once, asks every model every item, storing each answer as it comes) → `completed` | `failed`.
+A task that crashes leaves its answers stored; the next run (redelivery or the sweep, once the
+lease lapses) asks only what is missing. `eval.completed` is emitted once, by the transition.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from shared.datasets import repository as datasets_repo
+from shared.errors import Conflict, NotFound, Unprocessable
+from shared.evals import repository
+from shared.evals.graders import grade
+from shared.evals.repository import Tally
+from shared.evals.runner import Answer, Work
+from shared.evals.schemas import (
+    TERMINAL_STATUSES,
+    EvalCreate,
+    EvalError,
+    EvalItemOut,
+    EvalResult,
+    JobEval,
+    JobEvalRequest,
+)
+from shared.evals.schemas import Eval as EvalOut
+from shared.ids import new_id
+from shared.models import Dataset, Eval, Job, Team
+from shared.outbox import enqueue
+from shared.providers.registry import check_configured
+from shared.settings import get_settings
+from shared.storage import get_blob_store
+from shared.timeutil import as_utc, utcnow
+from shared.webhooks import service as webhooks
+
+log = logging.getLogger(__name__)
+
+LOCAL_PREFIX = "local:"
+MESSAGE_KEYS = ("role", "content", "name", "tool_calls", "tool_call_id")
+TOO_FEW_EXAMPLES = "too_few_examples"  # the validator's training minimum: fine for evals
+
+
+def provider_for(model: str, default: str) -> str:
+    """The provider that serves a model: `local:` models run on the local provider."""
+    return "local" if model.startswith(LOCAL_PREFIX) else default
+
+
+# -- creating -----------------------------------------------------------------------------
+
+
+def create(session: Session, team: Team, data: EvalCreate) -> Eval:
+    """Accept an eval; the worker runs it."""
+    settings = get_settings()
+    if data.concurrency > settings.eval_max_concurrency:
+        raise Unprocessable(
+            f"concurrency is at most {settings.eval_max_concurrency}", param="concurrency"
+        )
+    provider = data.provider or settings.provider
+    for name in sorted({provider_for(m, provider) for m in data.models}):
+        check_configured(name)
+    dataset = usable_dataset(session, team, data.dataset, "dataset")
+    return _new(session, team.id, dataset.id, data.models, data.grader, provider, data, None)
+
+
+def _new(
+    session: Session,
+    team_id: str,
+    dataset_id: str,
+    models: list[str],
+    grader: str,
+    provider: str,
+    data: EvalCreate | JobEvalRequest,
+    job: Job | None,
+) -> Eval:
+    row = Eval(
+        id=new_id("ev"),
+        team_id=team_id,
+        job_id=job.id if job else None,
+        name=getattr(data, "name", None),
+        status="queued",
+        dataset_id=dataset_id,
+        grader=grader,
+        models=list(models),
+        provider=provider,
+        max_items=data.max_items,
+        concurrency=getattr(data, "concurrency", 4),
+        runs=0,
+    )
+    repository.add(session, row)
+    enqueue(session, "evals.run", row.id)
+    return row
+
+
+def usable_dataset(session: Session, team: Team, dataset_id: str, param: str) -> Dataset:
+    """A team's dataset that is validated and fit to be scored on (404 / 409 / 422)."""
+    dataset = datasets_repo.get_for_team(session, team.id, dataset_id)
+    if dataset is None:
+        raise NotFound(f"no dataset {dataset_id}", param=param)
+    if dataset.status == "validating":
+        raise Conflict(
+            f"dataset {dataset_id} is still being validated; try again when it is ready",
+            param=param,
+            code="dataset_not_ready",
+        )
+    if not _fit(dataset):
+        raise Unprocessable(
+            f"dataset {dataset_id} failed validation; see GET /v1/datasets/{dataset_id}",
+            param=param,
+            code="invalid_dataset",
+        )
+    return dataset
+
+
+def _fit(dataset: Dataset) -> bool:
+    """Ready, or invalid only for having fewer examples than training needs."""
+    if dataset.status == "ready":
+        return True
+    by_code = ((dataset.report or {}).get("errors") or {}).get("by_code") or {}
+    return dataset.status == "invalid" and set(by_code) == {TOO_FEW_EXAMPLES}
+
+
+def check_job_request(
+    session: Session, team: Team, request: JobEvalRequest, *, has_validation: bool
+) -> None:
+    """Refuse a job's eval request that could never run (naming `eval.dataset`)."""
+    if request.dataset is not None:
+        dataset = datasets_repo.get_for_team(session, team.id, request.dataset)
+        if dataset is None:
+            raise NotFound(f"no dataset {request.dataset}", param="eval.dataset")
+        if dataset.status != "validating" and not _fit(dataset):
+            raise Unprocessable(
+                f"dataset {request.dataset} failed validation", param="eval.dataset"
+            )
+    elif not has_validation:
+        raise Unprocessable(
+            "eval.dataset is null but the job has no validation_dataset or validation_split "
+            "to score on; name a dataset",
+            param="eval.dataset",
+        )
+
+
+def create_for_job(session: Session, job: Job) -> Eval | None:
+    """The base-vs-fine-tuned eval a job asked for, once it succeeded (same transaction)."""
+    if not job.eval_request or job.eval_id or not job.fine_tuned_model:
+        return None
+    request = JobEvalRequest.model_validate(job.eval_request)
+    dataset_id = request.dataset or job.validation_dataset_id
+    if dataset_id is None:
+        return None
+    models = [job.model, job.fine_tuned_model]
+    row = _new(session, job.team_id, dataset_id, models, request.grader, job.provider, request, job)
+    job.eval_id = row.id
+    return row
+
+
+# -- reading ------------------------------------------------------------------------------
+
+
+def get(session: Session, team: Team, eval_id: str) -> Eval:
+    """A team's eval, or 404."""
+    row = repository.get_for_team(session, team.id, eval_id)
+    if row is None:
+        raise NotFound(f"no eval {eval_id}", param="id")
+    return row
+
+
+def list_page(
+    session: Session, team: Team, *, limit: int, after: str | None
+) -> tuple[list[Eval], bool]:
+    """A page of the team's evals."""
+    return repository.list_for_team(session, team.id, limit=limit, after=after)
+
+
+def to_schemas(session: Session, rows: list[Eval]) -> list[EvalOut]:
+    """API views of evals (their tallies read in one query)."""
+    tallies = repository.tallies(session, [r.id for r in rows])
+    return [_view(row, tallies) for row in rows]
+
+
+def to_schema(session: Session, row: Eval) -> EvalOut:
+    """The API view of one eval."""
+    return to_schemas(session, [row])[0]
+
+
+def _results(row: Eval, tallies: dict[tuple[str, str], Tally]) -> list[EvalResult]:
+    n = row.n_items or 0
+    results = []
+    for model in row.models:
+        tally = tallies.get((row.id, model), Tally())
+        results.append(
+            EvalResult(
+                model=model,
+                n=n,
+                score=tally.score,
+                errors=tally.errors,
+                completed=tally.completed,
+            )
+        )
+    return results
+
+
+def _view(row: Eval, tallies: dict[tuple[str, str], Tally]) -> EvalOut:
+    error = EvalError(code=row.error_code, message=row.error_message) if row.error_code else None
+    return EvalOut(
+        id=row.id,
+        status=row.status,  # type: ignore[arg-type]
+        name=row.name,
+        dataset=row.dataset_id,
+        grader=row.grader,
+        models=list(row.models),
+        provider=row.provider,
+        job=row.job_id,
+        created_at=as_utc(row.created_at),  # type: ignore[arg-type]
+        completed_at=as_utc(row.completed_at),
+        error=error,
+        results=_results(row, tallies),
+    )
+
+
+def job_eval(session: Session, job: Job) -> JobEval | None:
+    """The eval part of a job's API view (None when the job asked for none)."""
+    if not job.eval_request:
+        return None
+    request = JobEvalRequest.model_validate(job.eval_request)
+    row = session.get(Eval, job.eval_id) if job.eval_id else None
+    if row is None:
+        waiting = job.status not in ("succeeded", "failed", "cancelled")
+        return JobEval(
+            id=None,
+            status="pending" if waiting else "skipped",
+            grader=request.grader,
+            dataset=request.dataset or job.validation_dataset_id,
+            results=[],
+        )
+    return JobEval(
+        id=row.id,
+        status=row.status,  # type: ignore[arg-type]
+        grader=row.grader,
+        dataset=row.dataset_id,
+        results=_results(row, repository.tallies(session, [row.id])),
+    )
+
+
+def item_lines(session: Session, team: Team, eval_id: str, model: str | None) -> Iterator[bytes]:
+    """The items download: one JSON line per item and model, in item then model order."""
+    row = get(session, team, eval_id)
+    if model is not None and model not in row.models:
+        raise Unprocessable(f"eval {eval_id} did not score model {model!r}", param="model")
+    models = [model] if model is not None else list(row.models)
+    answers = {(o.model, o.item_index): o for o in repository.outputs(session, row.id, model)}
+    for item in repository.items(session, row.id):
+        reference: str | list[str] = (
+            item.reference[0] if len(item.reference) == 1 else list(item.reference)
+        )
+        for name in models:
+            answer = answers.get((name, item.item_index))
+            line = EvalItemOut(
+                index=item.item_index,
+                model=name,
+                prompt=item.prompt,
+                reference=reference,
+                output=answer.output if answer else None,
+                score=answer.score if answer else None,
+                error=answer.error if answer else None,
+            )
+            yield line.model_dump_json().encode() + b"\n"
+
+
+# -- running (the evals.run task) ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """What one run of an eval needs outside the transaction."""
+
+    eval_id: str
+    grader: str
+    concurrency: int
+    providers: dict[str, str]  # model -> provider name
+    work: list[Work]
+    references: dict[int, list[str]]
+
+
+def claim(session: Session, eval_id: str, token: str) -> bool:
+    """Take the eval's lease (False: finished, gone, or another live run holds it)."""
+    row = repository.lock(session, eval_id)
+    now = utcnow()
+    if row is None or row.status in TERMINAL_STATUSES:
+        return False
+    held = row.lease_token and row.lease_until and as_utc(row.lease_until) > now  # type: ignore[operator]
+    if held and row.lease_token != token:
+        return False
+    row.lease_token = token
+    row.lease_until = now + timedelta(seconds=get_settings().eval_lease_seconds)
+    row.runs += 1
+    if row.status == "queued":
+        row.status, row.started_at = "running", now
+    session.flush()
+    return True
+
+
+def plan(session: Session, eval_id: str) -> RunPlan | None:
+    """Copy the dataset's items in (first run only) and list the answers still missing."""
+    row = repository.lock(session, eval_id)
+    if row is None or row.status in TERMINAL_STATUSES:
+        return None
+    if row.n_items is None and not _copy_items(session, row):
+        return None
+    done = repository.done_pairs(session, row.id)
+    items = repository.items(session, row.id)
+    work = [
+        Work(item.item_index, model, list(item.messages))
+        for item in items
+        for model in row.models
+        if (model, item.item_index) not in done
+    ]
+    return RunPlan(
+        eval_id=row.id,
+        grader=row.grader,
+        concurrency=row.concurrency,
+        providers={m: provider_for(m, row.provider) for m in row.models},
+        work=work,
+        references={item.item_index: list(item.reference) for item in items},
+    )
+
+
+def _copy_items(session: Session, row: Eval) -> bool:
+    """Read the dataset's records into eval items; fail the eval when there are none."""
+    dataset = session.get(Dataset, row.dataset_id)
+    if dataset is None:
+        fail(session, row, "dataset_missing", f"dataset {row.dataset_id} no longer exists")
+        return False
+    limit = min(row.max_items or get_settings().eval_max_items, get_settings().eval_max_items)
+    rows: list[dict[str, Any]] = []
+    path = get_blob_store().path(dataset.blob_key)
+    with path.open("rb") as handle:
+        for raw in handle:
+            parsed = parse_record(raw)
+            if parsed is None:
+                continue
+            messages, references = parsed
+            rows.append(
+                {
+                    "eval_id": row.id,
+                    "item_index": len(rows),
+                    "messages": messages,
+                    "reference": references,
+                    "prompt": last_user_text(messages),
+                }
+            )
+            if len(rows) >= limit:
+                break
+    if not rows:
+        message = f"no record of dataset {dataset.id} has a prompt and a reference answer"
+        fail(session, row, "invalid_dataset", message)
+        return False
+    repository.add_items(session, rows)
+    row.n_items = len(rows)
+    session.flush()
+    return True
+
+
+def parse_record(raw: bytes) -> tuple[list[dict[str, Any]], list[str]] | None:
+    """(prompt messages, accepted references) of a chat or evals record, or None."""
+    try:
+        record = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    if not isinstance(record, dict):
+        return None
+    if isinstance(record.get("messages"), list):
+        return _from_chat(record["messages"])
+    if "input" in record and "ideal" in record:
+        return _from_evals(record["input"], record["ideal"])
+    return None
+
+
+def _from_chat(messages: list[Any]) -> tuple[list[dict[str, Any]], list[str]] | None:
+    turns = [m for m in messages if isinstance(m, dict)]
+    last = max((i for i, m in enumerate(turns) if m.get("role") == "assistant"), default=None)
+    if last is None or last == 0:
+        return None
+    reference = text_of(turns[last].get("content"))
+    if not reference:
+        return None
+    return [_clean(m) for m in turns[:last]], [reference]
+
+
+def _from_evals(given: Any, ideal: Any) -> tuple[list[dict[str, Any]], list[str]] | None:
+    if isinstance(given, str):
+        messages = [{"role": "user", "content": given}]
+    elif isinstance(given, list):
+        messages = [_clean(m) for m in given if isinstance(m, dict)]
+    else:
+        return None
+    ideals = ideal if isinstance(ideal, list) else [ideal]
+    references = [str(i) for i in ideals if isinstance(i, str | int | float) and str(i).strip()]
+    return (messages, references) if messages and references else None
+
+
+def _clean(message: dict[str, Any]) -> dict[str, Any]:
+    """A message as the chat API takes it (training-only keys such as `weight` dropped)."""
+    return {k: message[k] for k in MESSAGE_KEYS if k in message}
+
+
+def text_of(content: Any) -> str:
+    """The text of a message content (a string or a list of text parts)."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+    return ""
+
+
+def last_user_text(messages: list[dict[str, Any]]) -> str:
+    """The last user turn's text (what a person reads as the question)."""
+    users = [m for m in messages if m.get("role") == "user"]
+    return text_of(users[-1].get("content")).strip() if users else ""
+
+
+def record(
+    session: Session,
+    eval_id: str,
+    token: str,
+    answers: list[Answer],
+    references: dict[int, list[str]],
+    grader: str,
+) -> bool:
+    """Store graded answers and renew the lease; False when this run lost the eval."""
+    row = repository.lock(session, eval_id)
+    if row is None or row.status in TERMINAL_STATUSES or row.lease_token != token:
+        return False
+    done = repository.done_pairs(session, eval_id)
+    rows = [
+        {
+            "eval_id": eval_id,
+            "model": a.model,
+            "item_index": a.index,
+            "output": a.output,
+            "score": grade(grader, a.output, references.get(a.index, []))
+            if a.output is not None
+            else None,
+            "error": a.error,
+            "attempts": a.attempts,
+            "completed_at": utcnow(),
+        }
+        for a in answers
+        if (a.model, a.index) not in done
+    ]
+    repository.add_outputs(session, rows)
+    row.lease_until = utcnow() + timedelta(seconds=get_settings().eval_lease_seconds)
+    row.updated_at = utcnow()
+    session.flush()
+    return True
+
+
+def hand_on(session: Session, eval_id: str, token: str) -> None:
+    """Release the lease and queue the next run (a task's time budget ran out)."""
+    row = repository.lock(session, eval_id)
+    if row is None or row.status in TERMINAL_STATUSES or row.lease_token != token:
+        return
+    row.lease_token, row.lease_until = None, None
+    enqueue(session, "evals.run", eval_id)
+
+
+def finish(session: Session, eval_id: str, token: str) -> Eval | None:
+    """Complete the eval (failed when no model answered any item); emit eval.completed once."""
+    row = repository.lock(session, eval_id)
+    if row is None or row.status in TERMINAL_STATUSES or row.lease_token != token:
+        return None
+    tallies = repository.tallies(session, [row.id])
+    answered = sum(t.completed - t.errors for t in tallies.values())
+    if answered == 0 and row.n_items:
+        first = repository.first_error(session, row.id) or "no answers"
+        fail(session, row, "provider_failed", f"no model answered any item: {first}")
+        return row
+    _finish(session, row, "completed")
+    return row
+
+
+def fail(session: Session, row: Eval, code: str, message: str) -> None:
+    """Finish an eval as failed with a code and a message a person can act on."""
+    row.error_code, row.error_message = code, message
+    _finish(session, row, "failed")
+
+
+def fail_by_id(session: Session, eval_id: str, code: str, message: str) -> None:
+    """Fail an eval unless it already finished."""
+    row = repository.lock(session, eval_id)
+    if row is not None and row.status not in TERMINAL_STATUSES:
+        fail(session, row, code, message)
+
+
+def _finish(session: Session, row: Eval, status: str) -> None:
+    row.status, row.completed_at = status, utcnow()
+    row.lease_token, row.lease_until = None, None
+    session.flush()
+    view = to_schema(session, row)
+    job = session.get(Job, row.job_id) if row.job_id else None
+    if job is not None:
+        _note_on_job(session, job, view)
+    webhooks.emit(session, row.team_id, "eval.completed", eval_payload(view), job=job)
+
+
+def _note_on_job(session: Session, job: Job, view: EvalOut) -> None:
+    from shared.jobs import service as jobs
+
+    scores = ", ".join(
+        f"{r.model} {'-' if r.score is None else f'{r.score:.3f}'}" for r in view.results
+    )
+    jobs.add_event(session, job, f"Eval {view.id} {view.status}: {scores}")
+
+
+def eval_payload(view: EvalOut) -> dict[str, Any]:
+    """The webhook payload of eval.completed."""
+    return {
+        "id": view.id,
+        "object": "eval",
+        "status": view.status,
+        "dataset": view.dataset,
+        "job": view.job,
+        "models": view.models,
+        "results": [r.model_dump() for r in view.results],
+        "error": view.error.model_dump() if view.error else None,
+    }
+
+
+def requeue_stale(session: Session) -> list[str]:
+    """Unfinished evals whose run died: touch them and return their ids to run again."""
+    now = utcnow()
+    quiet = now - timedelta(seconds=get_settings().eval_lease_seconds)
+    rows = repository.stale(session, now=now, quiet_since=quiet)
+    for row in rows:
+        row.updated_at = now
+    session.flush()
+    return [row.id for row in rows]

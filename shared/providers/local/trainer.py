@@ -1,0 +1,406 @@
+"""Train one local run: build the data in memory, LoRA (or QLoRA) on the chosen device, report
+events, honour cancel, checkpoint per epoch, resume after a kill, store the adapter.
+
+One code path for CPU and GPU: the device is picked here, bf16 only where supported, gradient
+checkpointing only on CUDA, 4-bit only with CUDA and bitsandbytes, and no `device_map`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from shared.providers.local import go_offline
+
+go_offline()
+
+from transformers import Trainer, TrainerCallback, TrainingArguments  # noqa: E402
+from transformers.trainer_utils import get_last_checkpoint  # noqa: E402
+
+from shared.db import session_scope  # noqa: E402
+from shared.providers.local import data, hyper, models, repository, service  # noqa: E402
+from shared.providers.local.provider import file_path  # noqa: E402
+from shared.providers.local.service import Event  # noqa: E402
+from shared.settings import get_settings  # noqa: E402
+from shared.storage import get_blob_store  # noqa: E402
+
+log = logging.getLogger(__name__)
+DEFAULT_SEED = 42
+CSV_FIELDS = ("step", "train_loss", "train_accuracy", "valid_loss", "valid_mean_token_accuracy")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What the task read from the run before training."""
+
+    run_id: str
+    model: str
+    method: str
+    params: dict[str, Any]
+    training: Path
+    validation: Path | None
+    seed: int
+
+
+class Cancelled(Exception):
+    """The run was cancelled or lost its lease while preparing."""
+
+
+class Reporter(threading.Thread):
+    """Writes buffered events and a heartbeat every few tenths of a second; reads cancel."""
+
+    def __init__(self, run_id: str, owner: str) -> None:
+        super().__init__(name=f"ftq-report-{run_id}", daemon=True)
+        self.run_id, self.owner = run_id, owner
+        self.buffer: list[Event] = []
+        self.lock = threading.Lock()
+        self.step, self.total = 0, None
+        self.stop_now = threading.Event()
+        self.cancelled = threading.Event()
+        self.lost = threading.Event()
+        self.closed = threading.Event()
+
+    def emit(self, event: Event) -> None:
+        """Queue an event for the next write."""
+        with self.lock:
+            self.buffer.append(event)
+
+    def run(self) -> None:
+        while not self.closed.wait(get_settings().local_report_seconds):
+            self.flush()
+
+    def flush(self) -> None:
+        """Write what is buffered now."""
+        with self.lock:
+            events, self.buffer = self.buffer, []
+        try:
+            with session_scope() as session:
+                result = service.report(
+                    session, self.run_id, self.owner, events, self.step, self.total
+                )
+        except Exception as exc:  # the database blinked: keep the events for the next write
+            log.warning("report of %s failed: %s", self.run_id, exc)
+            with self.lock:
+                self.buffer[:0] = events
+            return
+        if result.cancel:
+            self.cancelled.set()
+        if result.lost:
+            self.lost.set()
+        if result.cancel or result.lost:
+            self.stop_now.set()
+
+    def close(self) -> None:
+        """Stop the thread after a last write."""
+        self.closed.set()
+        if self.is_alive():
+            self.join(timeout=30)
+        self.flush()
+
+
+class FtqCallback(TrainerCallback):
+    """Metric events in OpenAI's shape, checkpoints, and stopping on cancel."""
+
+    def __init__(self, reporter: Reporter, run_id: str, accuracy: bool = True) -> None:
+        self.reporter, self.run_id, self.accuracy = reporter, run_id, accuracy
+        self.pending: dict[str, Any] | None = None
+        self.last: dict[str, Any] = {}
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.reporter.total = state.max_steps
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any) -> None:
+        logs = logs or {}
+        step, total = state.global_step, state.max_steps
+        if "eval_loss" in logs:
+            if self.pending is None or self.pending["step"] != step:
+                self._send()
+                self.pending = {"step": step, "total_steps": total}
+            self.pending["valid_loss"] = float(logs["eval_loss"])
+            if self.accuracy and "eval_mean_token_accuracy" in logs:
+                self.pending["valid_mean_token_accuracy"] = float(logs["eval_mean_token_accuracy"])
+        elif "loss" in logs:
+            self._send()
+            self.pending = {"step": step, "total_steps": total, "train_loss": float(logs["loss"])}
+            if self.accuracy and "mean_token_accuracy" in logs:
+                self.pending["train_mean_token_accuracy"] = float(logs["mean_token_accuracy"])
+
+    def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self._send()
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.reporter.step = state.global_step
+        if self.reporter.stop_now.is_set():
+            control.should_training_stop = True
+
+    def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self._send()
+        step = state.global_step
+        path = Path(args.output_dir) / f"checkpoint-{step}"
+        self.reporter.flush()
+        with session_scope() as session:
+            service.record_checkpoint(session, self.run_id, step, path, self.last)
+
+    def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self._send()
+
+    def _send(self) -> None:
+        if self.pending is None:
+            return
+        point, self.pending = self.pending, None
+        self.last = point
+        message = f"Step {point['step']}/{point['total_steps']}: training loss=" + (
+            f"{point['train_loss']:.4f}" if "train_loss" in point else "n/a"
+        )
+        if "valid_loss" in point:
+            message += f", validation loss={point['valid_loss']:.4f}"
+        self.reporter.emit(Event(message, type="metrics", data=point))
+
+
+class FtqTrainer(Trainer):
+    """transformers' Trainer that also measures mean token accuracy on trained tokens."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.tally = {True: [0, 0], False: [0, 0]}
+
+    def compute_loss(
+        self, model: Any, inputs: Any, return_outputs: bool = False, num_items_in_batch: Any = None
+    ) -> Any:
+        loss, outputs = super().compute_loss(
+            model, inputs, return_outputs=True, num_items_in_batch=num_items_in_batch
+        )
+        labels = inputs["labels"][:, 1:]
+        mask = labels != data.IGNORE
+        guesses = outputs.logits[:, :-1].argmax(-1)
+        counts = self.tally[bool(model.training)]
+        counts[0] += int((guesses[mask] == labels[mask]).sum())
+        counts[1] += int(mask.sum())
+        return (loss, outputs) if return_outputs else loss
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        training = "eval_loss" not in logs
+        right, seen = self.tally[training]
+        if seen:
+            key = "mean_token_accuracy" if training else "eval_mean_token_accuracy"
+            logs[key] = right / seen
+        self.tally[training] = [0, 0]
+        super().log(logs, start_time)
+
+
+def run_training(run_id: str) -> str:
+    """Train a run if this worker can take its lease; the outcome as a word."""
+    owner = service.new_owner()
+    with session_scope() as session:
+        run = service.claim(session, run_id, owner)
+        if run is None:
+            return "skipped"
+        plan = Plan(
+            run_id=run.id,
+            model=run.model,
+            method=str(run.method.get("type", "supervised")),
+            params=hyper.method_params(run.method),
+            training=file_path(run.training_file),
+            validation=file_path(run.validation_file) if run.validation_file else None,
+            seed=run.seed if run.seed is not None else DEFAULT_SEED,
+        )
+    reporter = Reporter(run_id, owner)
+    reporter.start()
+    try:
+        outcome = _train(plan, reporter)
+    except Exception as exc:
+        log.exception("local run %s failed", run_id)
+        reporter.close()
+        message = f"Training failed: {type(exc).__name__}: {exc}"[:2000]
+        with session_scope() as session:
+            service.stop(session, run_id, owner, "failed", message, "training_failed")
+        return "failed"
+    reporter.close()
+    if outcome == "cancelled":
+        with session_scope() as session:
+            message = f"Job cancelled during training at step {reporter.step}"
+            service.stop(session, run_id, owner, "cancelled", message, "cancelled")
+    return outcome
+
+
+def _train(plan: Plan, reporter: Reporter) -> str:
+    settings = get_settings()
+    device = models.pick_device()
+    quantize = models.can_quantize(device)
+    folder = models.resolve(plan.model)
+    model, tokenizer = models.load(folder, device, quantize)
+    rows = data.read_jsonl(plan.training)
+    valid_rows = data.read_jsonl(plan.validation) if plan.validation else []
+    dpo = plan.method == "dpo" or data.is_preference(rows)
+    params = hyper.resolve(plan.params, len(rows))
+    reporter.emit(Event(params.describe(), data={"device": device, "load_in_4bit": quantize}))
+    output = service.run_dir(plan.run_id)
+    last = get_last_checkpoint(str(output)) if output.is_dir() else None
+    args = _arguments(output, params, device, plan.seed, bool(valid_rows), dpo)
+    lora = _lora(params)
+    if dpo:
+        trainer, tokens = _dpo_trainer(model, tokenizer, rows, valid_rows, args, lora, quantize)
+    else:
+        model = _peft(model, lora, quantize, device)
+        train = data.sft_examples(tokenizer, rows, settings.local_max_length)
+        valid = data.sft_examples(tokenizer, valid_rows, settings.local_max_length)
+        tokens = sum(len(e.input_ids) for e in train) * params.n_epochs
+        trainer = FtqTrainer(
+            model=model,
+            args=args,
+            train_dataset=data.as_dataset(train),  # type: ignore[arg-type]
+            eval_dataset=data.as_dataset(valid) if valid else None,  # type: ignore[arg-type]
+            data_collator=data.Collator(tokenizer.pad_token_id),
+        )
+    trainer.add_callback(FtqCallback(reporter, plan.run_id, accuracy=not dpo))
+    if reporter.stop_now.is_set():
+        return "cancelled" if reporter.cancelled.is_set() else "lost"
+    where = f"resuming from checkpoint at step {last.rsplit('-', 1)[1]}" if last else "from step 0"
+    reporter.emit(Event(f"Training started on {device} ({where})"))
+    output = trainer.train(resume_from_checkpoint=last)
+    runtime = float(output.metrics.get("train_runtime", 0.0))
+    done = {"train_runtime": runtime, "trained_tokens": tokens, "step": reporter.step}
+    reporter.emit(Event(f"Training finished in {runtime:.1f} s", data=done))
+    if reporter.lost.is_set():
+        return "lost"
+    if reporter.cancelled.is_set():
+        return "cancelled"
+    _store(plan, reporter, trainer, tokenizer, tokens)
+    return "succeeded"
+
+
+def _arguments(
+    output: Path, params: hyper.Hyper, device: str, seed: int, validate: bool, dpo: bool
+) -> Any:
+    options: dict[str, Any] = {
+        "output_dir": str(output),
+        "num_train_epochs": params.n_epochs,
+        "per_device_train_batch_size": params.batch_size,
+        "per_device_eval_batch_size": params.batch_size,
+        "learning_rate": params.learning_rate,
+        "logging_steps": 1,
+        "save_strategy": "epoch",
+        "save_total_limit": 3,
+        "eval_strategy": "epoch" if validate else "no",
+        "report_to": "none",
+        "seed": seed,
+        "data_seed": seed,
+        "bf16": models.bf16_ok(device),
+        "use_cpu": device == "cpu",
+        "remove_unused_columns": False,
+        "disable_tqdm": True,
+        "dataloader_num_workers": 0,
+    }
+    # Set both always: TRL's configs default to bf16 and gradient checkpointing, even on CPU.
+    options["gradient_checkpointing"] = device == "cuda"
+    if dpo:
+        from trl import DPOConfig
+
+        return DPOConfig(beta=params.beta, max_length=get_settings().local_max_length, **options)
+    return TrainingArguments(**options)
+
+
+def _lora(params: hyper.Hyper) -> Any:
+    from peft import LoraConfig
+
+    targets: Any = params.targets[0] if params.targets == ["all-linear"] else params.targets
+    return LoraConfig(
+        r=params.rank,
+        lora_alpha=params.alpha,
+        lora_dropout=params.dropout,
+        target_modules=targets,
+        task_type="CAUSAL_LM",
+    )
+
+
+def _peft(model: Any, lora: Any, quantize: bool, device: str) -> Any:
+    from peft import get_peft_model, prepare_model_for_kbit_training
+
+    if quantize:
+        model = prepare_model_for_kbit_training(model)
+    elif device == "cuda":
+        model.enable_input_require_grads()  # gradient checkpointing needs grads at the inputs
+    return get_peft_model(model, lora)
+
+
+def _dpo_trainer(
+    model: Any,
+    tokenizer: Any,
+    rows: list[dict[str, Any]],
+    valid_rows: list[dict[str, Any]],
+    args: Any,
+    lora: Any,
+    quantize: bool,
+) -> tuple[Any, int]:
+    from datasets import Dataset
+    from peft import prepare_model_for_kbit_training
+    from trl import DPOTrainer
+
+    if quantize:
+        model = prepare_model_for_kbit_training(model)
+    train, valid = data.dpo_rows(rows), data.dpo_rows(valid_rows)
+    trainer = DPOTrainer(
+        model=model,
+        args=args,
+        train_dataset=Dataset.from_list(train),
+        eval_dataset=Dataset.from_list(valid) if valid else None,
+        processing_class=tokenizer,
+        peft_config=lora,
+    )
+    text = " ".join(m["content"] for row in train for part in row.values() for m in part)
+    return trainer, len(tokenizer(text)["input_ids"]) * int(args.num_train_epochs)
+
+
+def _store(plan: Plan, reporter: Reporter, trainer: Any, tokenizer: Any, tokens: int) -> None:
+    """Adapter, its config, tokenizer and chat template into blob storage; then succeed."""
+    final = service.run_dir(plan.run_id) / "final"
+    trainer.model.save_pretrained(final)
+    tokenizer.save_pretrained(final)
+    if tokenizer.chat_template and not (final / "chat_template.jinja").exists():
+        (final / "chat_template.jinja").write_text(tokenizer.chat_template, encoding="utf-8")
+    store = get_blob_store()
+    prefix = f"local/artifacts/{plan.run_id}"
+    for path in sorted(final.iterdir()):
+        if path.is_file():
+            store.write_bytes(f"{prefix}/{path.name}", path.read_bytes())
+    result_key = f"local/results/{plan.run_id}.csv"
+    reporter.flush()
+    with session_scope() as session:
+        store.write_bytes(result_key, metrics_csv(session, plan.run_id))
+        service.succeed(
+            session,
+            plan.run_id,
+            reporter.owner,
+            tokens=tokens,
+            prefix=prefix,
+            result_key=result_key,
+        )
+
+
+def metrics_csv(session: Any, run_id: str) -> bytes:
+    """The run's metrics as OpenAI's result CSV (one row per step)."""
+    rows: dict[int, dict[str, Any]] = {}
+    for event in repository.events_after(session, run_id, 0):
+        if event.type == "metrics" and event.data:
+            point = event.data
+            rows.setdefault(int(point["step"]), point)
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(CSV_FIELDS)
+    for step in sorted(rows):
+        point = rows[step]
+        writer.writerow(
+            [
+                step,
+                point.get("train_loss", ""),
+                point.get("train_mean_token_accuracy", ""),
+                point.get("valid_loss", ""),
+                point.get("valid_mean_token_accuracy", ""),
+            ]
+        )
+    return out.getvalue().encode()

@@ -1,0 +1,108 @@
+"""A task whose worker keeps dying is refused after N deliveries, and its job fails clearly.
+
+Each delivery runs in a forked child that dies inside the task (os._exit: no cleanup, no ack),
+as a SIGKILLed or OOM-killed worker would; the rows are committed, then removed.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, delete, func, select
+
+from services.worker.celery_app import celery_app
+from shared import db
+from shared.attempts.service import CRASH_LOOP_CODE
+from shared.models import Job, OutboxMessage, TaskAttempt, Team
+from shared.observability.metrics import CRASH_LOOPS
+from shared.settings import get_settings
+from tests.factories import job_row, team_row
+
+CRASHED = 17
+_crash = {"on": False}
+
+
+@celery_app.task(name="tests.crash_worker")
+def crash_worker(job_id: str) -> str:
+    """Kills its process when told to, like a poison message; else succeeds."""
+    if _crash["on"]:
+        os._exit(CRASHED)
+    return "ran"
+
+
+@pytest.fixture
+def committed_job(engine: Engine) -> Iterator[str]:
+    """A submitted job in committed rows (the forked workers use their own connections)."""
+    make = db.get_sessionmaker()
+    with make() as session:
+        first_outbox = session.scalar(select(func.coalesce(func.max(OutboxMessage.id), 0)))
+        team, _ = team_row(session, f"crash-{uuid.uuid4().hex[:8]}")
+        job_id, team_id = job_row(session, team).id, team.id
+        session.commit()
+    yield job_id
+    with make() as session:
+        session.execute(delete(Team).where(Team.id == team_id))
+        session.execute(delete(OutboxMessage).where(OutboxMessage.id > first_outbox))
+        session.execute(delete(TaskAttempt).where(TaskAttempt.task == "tests.crash_worker"))
+        session.commit()
+
+
+def _deliver_in_dying_worker(job_id: str, task_id: str) -> int:
+    pid = os.fork()
+    if pid == 0:
+        try:
+            db.get_engine.cache_clear()  # never touch the parent's pooled connections
+            db.get_sessionmaker.cache_clear()
+            _crash["on"] = True
+            crash_worker.apply(args=[job_id], task_id=task_id)
+        finally:
+            os._exit(3)  # only when the task did not crash
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
+
+
+def _job(job_id: str) -> Any:
+    with db.get_sessionmaker()() as session:
+        return session.get(Job, job_id)
+
+
+def test_poison_message_is_refused_after_the_cap_and_fails_its_job(committed_job: str) -> None:
+    cap = get_settings().task_max_deliveries
+    task_id = f"poison-{uuid.uuid4().hex}"
+    refused_before = CRASH_LOOPS.labels("tests.crash_worker")._value.get()
+    for _ in range(cap):
+        assert _deliver_in_dying_worker(committed_job, task_id) == CRASHED
+        assert _job(committed_job).status == "submitted"  # still retried: might be transient
+    result = crash_worker.apply(args=[committed_job], task_id=task_id)
+    assert result.result is None  # refused: the task body never ran again
+    job = _job(committed_job)
+    assert (job.status, job.error_code) == ("failed", CRASH_LOOP_CODE)
+    assert f"died {cap} times" in job.error_message
+    assert CRASH_LOOPS.labels("tests.crash_worker")._value.get() == refused_before + 1
+    again = crash_worker.apply(args=[committed_job], task_id=task_id)
+    assert again.result is None
+
+
+def test_a_task_that_finishes_leaves_no_counter(committed_job: str) -> None:
+    task_id = f"fine-{uuid.uuid4().hex}"
+    assert _deliver_in_dying_worker(committed_job, task_id) == CRASHED
+    assert crash_worker.apply(args=[committed_job], task_id=task_id).result == "ran"
+    with db.get_sessionmaker()() as session:
+        assert session.get(TaskAttempt, f"{task_id}:0") is None
+    assert _job(committed_job).status == "submitted"
+
+
+@celery_app.task(name="tests.who_am_i", bind=True)
+def who_am_i(self: Any, job_id: str) -> tuple[str, int]:
+    """What the body sees of its own request."""
+    return self.request.id, self.request.retries
+
+
+def test_bound_tasks_still_see_their_own_request(committed_job: str) -> None:
+    result = who_am_i.apply(args=[committed_job], task_id="req-seen", retries=3)
+    assert tuple(result.result) == ("req-seen", 3)  # retry back-off depends on it
+    assert tuple(who_am_i(committed_job))[1] == 0  # a plain call still works
