@@ -35,7 +35,9 @@ COPY migrations/ migrations/
 # the `flower` service can import the project's Celery app. pip builds a wheel for the project
 # (and for any dependency published only as an sdist) here, where the compiler is.
 ARG FLOWER_VERSION=2.2.0
-RUN pip install . "flower==${FLOWER_VERSION}"
+# The GPU worker's image adds the local provider: `docker build --build-arg FTQ_EXTRAS=local`.
+ARG FTQ_EXTRAS=""
+RUN pip install ".${FTQ_EXTRAS:+[${FTQ_EXTRAS}]}" "flower==${FLOWER_VERSION}"
 
 
 FROM python:3.11-slim AS runtime

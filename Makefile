@@ -30,7 +30,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy shared services
 
 pytest: $(STAMP)
-	$(BIN)/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+	$(BIN)/pytest -q -p no:cacheprovider --durations=15 $(PYTEST_ARGS)
 
 test: lint typecheck pytest
 
