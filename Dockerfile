@@ -37,7 +37,8 @@ COPY migrations/ migrations/
 ARG FLOWER_VERSION=2.2.0
 # The GPU worker's image adds the local provider: `docker build --build-arg FTQ_EXTRAS=local`.
 ARG FTQ_EXTRAS=""
-RUN pip install ".${FTQ_EXTRAS:+[${FTQ_EXTRAS}]}" "flower==${FLOWER_VERSION}"
+RUN pip install . "flower==${FLOWER_VERSION}" \
+    && if [ -n "${FTQ_EXTRAS}" ]; then pip install ".[${FTQ_EXTRAS}]"; fi
 
 
 FROM python:3.11-slim AS runtime

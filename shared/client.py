@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import httpx
 
@@ -19,6 +20,33 @@ class FtqAPIError(RuntimeError):
         super().__init__(f"{status_code} {error.get('code')}: {error.get('message')}")
         self.status_code = status_code
         self.body = body
+
+
+class ProgressReader:
+    """A file wrapper that reports every chunk httpx reads while streaming the multipart body."""
+
+    def __init__(self, handle: IO[bytes], on_read: Callable[[int], None]) -> None:
+        self.handle = handle
+        self.on_read = on_read
+        self.sent = 0
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self.handle.read(size)
+        self.sent += len(chunk)
+        self.on_read(self.sent)
+        return chunk
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        position = self.handle.seek(offset, whence)
+        if whence == 0:
+            self.sent = position
+        return position
+
+    def tell(self) -> int:
+        return self.handle.tell()
+
+    def fileno(self) -> int:
+        return self.handle.fileno()
 
 
 class FtqClient:
@@ -54,16 +82,27 @@ class FtqClient:
         """Admin: create a team (returns its first key once)."""
         return dict(self.request("POST", "/v1/admin/teams", json={"name": name, **fields}))
 
-    def upload_dataset(self, path: Path, **fields: str) -> dict[str, Any]:
-        """Upload a JSONL file."""
+    def upload_dataset(
+        self, path: Path, on_read: Callable[[int], None] | None = None, **fields: str
+    ) -> dict[str, Any]:
+        """Upload a JSONL file, streamed from disk; `on_read` gets the bytes sent so far."""
         with path.open("rb") as handle:
-            files = {"file": (path.name, handle, "application/jsonl")}
+            body: IO[bytes] | ProgressReader = (
+                handle if on_read is None else ProgressReader(handle, on_read)
+            )
+            files = {"file": (path.name, body, "application/jsonl")}
             return dict(self.request("POST", "/v1/datasets", files=files, data=fields))
 
-    def wait_dataset(self, dataset_id: str, timeout: float = 120.0) -> dict[str, Any]:
+    def wait_dataset(
+        self, dataset_id: str, timeout: float | None = 120.0, interval: float = 0.25
+    ) -> dict[str, Any]:
         """Poll a dataset until its validation finished."""
-        return self._wait(
-            f"/v1/datasets/{dataset_id}", lambda d: d["status"] != "validating", timeout
+        return self.wait(
+            f"/v1/datasets/{dataset_id}",
+            lambda d: d["status"] != "validating",
+            timeout,
+            interval,
+            f"dataset {dataset_id}",
         )
 
     def wait_job(
@@ -78,17 +117,27 @@ class FtqClient:
             seen.append(job["status"])
             return job["status"] in TERMINAL
 
-        return self._wait(f"/v1/jobs/{job_id}", done, timeout)
+        return self.wait(f"/v1/jobs/{job_id}", done, timeout, what=f"job {job_id}")
 
-    def _wait(self, path: str, done: Any, timeout: float) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
+    def wait(
+        self,
+        path: str,
+        done: Callable[[dict[str, Any]], bool],
+        timeout: float | None,
+        interval: float = 0.25,
+        what: str | None = None,
+    ) -> dict[str, Any]:
+        """GET `path` until done(body); TimeoutError after timeout seconds (None: no limit)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             body = dict(self.request("GET", path))
             if done(body):
                 return body
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{path} still {body.get('status')} after {timeout:.0f} s")
-            time.sleep(0.25)
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"{what or path} still {body.get('status')} after {timeout:.0f} s"
+                )
+            time.sleep(interval)
 
     def close(self) -> None:
         """Close the connection pool."""

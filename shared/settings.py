@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -81,6 +82,9 @@ class Settings(BaseSettings):
     # The `local` provider (issue 8; README "Local LoRA training"): short model names -> a local
     # directory, a .gguf file or a Hugging Face id already in the cache.
     local_models: dict[str, str] = Field(default_factory=dict)
+    # Whether this deployment runs `local` jobs and `local:` evals (on its `gpu` workers). The API
+    # image lacks torch, so production sets it; unset, it follows whether torch is installed here.
+    local_enabled: bool | None = None
     local_work_dir: Path | None = None  # checkpoints and converted models; shared by GPU workers
     local_base_learning_rate: float = 2e-4  # times learning_rate_multiplier ("auto" = 1)
     local_lora_rank: int = 16
@@ -131,6 +135,13 @@ class Settings(BaseSettings):
         if self.broker_url.startswith("memory"):
             raise ValueError("FTQ_BROKER_URL must point at Redis in production")
         return self
+
+    @property
+    def local_provider_enabled(self) -> bool:
+        """FTQ_LOCAL_ENABLED, else whether torch is installed (found, never imported)."""
+        if self.local_enabled is not None:
+            return self.local_enabled
+        return importlib.util.find_spec("torch") is not None
 
     @property
     def resolved_database_url(self) -> str:

@@ -15,7 +15,8 @@ from shared.errors import AppError, Unprocessable
 log = logging.getLogger(__name__)
 
 
-def _body(error_type: str, code: str, message: str, param: str | None) -> dict[str, object]:
+def error_body(error_type: str, code: str, message: str, param: str | None) -> dict[str, object]:
+    """The error shape every answer uses."""
     return {"error": {"type": error_type, "code": code, "message": message, "param": param}}
 
 
@@ -33,7 +34,7 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     if param:
         message = f"{param}: {message}"
     return JSONResponse(
-        _body("invalid_request_error", "invalid_value", message, param), status_code=422
+        error_body("invalid_request_error", "invalid_value", message, param), status_code=422
     )
 
 
@@ -41,7 +42,7 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
     return JSONResponse(
-        _body("invalid_request_error", code, str(exc.detail), None),
+        error_body("invalid_request_error", code, str(exc.detail), None),
         status_code=exc.status_code,
         headers=getattr(exc, "headers", None),
     )
@@ -55,17 +56,11 @@ async def _data_error(request: Request, exc: Exception) -> JSONResponse:
     return await _app_error(request, Unprocessable(message))
 
 
-async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
-    log.exception("unhandled error: %s", type(exc).__name__)
-    return JSONResponse(
-        _body("server_error", "internal_error", "internal server error", None), status_code=500
-    )
-
-
 def install(app: FastAPI) -> None:
-    """Map AppError, validation errors, HTTP errors and the unexpected to JSON once."""
+    """Map AppError, validation errors and HTTP errors to JSON once."""
+    # No handler for Exception: Starlette would run it in ServerErrorMiddleware, outside
+    # RequestContextMiddleware, which answers the unexpected itself with the request id.
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(DataError, _data_error)
-    app.add_exception_handler(Exception, _unexpected)

@@ -10,7 +10,7 @@ from fastapi.encoders import jsonable_encoder
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
-from services.api.deps import TeamDep
+from services.api.deps import AdminDep, TeamDep
 from shared.idempotency import service
 from shared.idempotency.service import StoredResponse
 
@@ -20,11 +20,13 @@ REPLAYED_HEADER = "Idempotent-Replayed"
 class Idempotency:
     """One request's key (or none): begin before creating, save before committing."""
 
-    def __init__(self, request: Request, team_id: str, key: str | None) -> None:
+    def __init__(self, request: Request, team_id: str | None, key: str | None) -> None:
         self.method = request.method
         self.path = request.url.path
-        self.team_id = team_id
+        self.team_id = team_id  # None: the admin's key, kept under the team it creates or serves
         self.key = service.check_key(key) if key is not None else None
+        if self.key is not None and team_id is None:
+            self.key = service.admin_key(self.key)
         self.fingerprint = ""
 
     def begin(self, session: Session, payload: BaseModel | bytes) -> Response | None:
@@ -44,13 +46,17 @@ class Idempotency:
             headers={REPLAYED_HEADER: "true"},
         )
 
-    def save(self, session: Session, status_code: int, body: Any) -> None:
+    def save(
+        self, session: Session, status_code: int, body: Any, team_id: str | None = None
+    ) -> None:
         """Store the response in the request's transaction (no-op without a key)."""
         if self.key is None:
             return
+        owner = team_id or self.team_id
+        assert owner is not None, "an admin's key is stored under the team it concerns"
         text = json.dumps(jsonable_encoder(body), ensure_ascii=False, separators=(",", ":"))
         stored = StoredResponse(status_code, text)
-        service.store(session, self.team_id, self.key, self.fingerprint, stored)
+        service.store(session, owner, self.key, self.fingerprint, stored)
 
 
 def get_idempotency(
@@ -68,4 +74,20 @@ def get_idempotency(
     return Idempotency(request, team.id, idempotency_key)
 
 
+def get_admin_idempotency(
+    request: Request,
+    _: AdminDep,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            description="retry-safe creation: the same key and body replay the first response",
+        ),
+    ] = None,
+) -> Idempotency:
+    """The request's idempotency key, scoped to the admin (one namespace for all teams)."""
+    return Idempotency(request, None, idempotency_key)
+
+
 IdempotencyDep = Annotated[Idempotency, Depends(get_idempotency)]
+AdminIdempotencyDep = Annotated[Idempotency, Depends(get_admin_idempotency)]

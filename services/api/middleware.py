@@ -11,6 +11,7 @@ import uuid
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from services.api.errors import error_body
 from shared.observability.logging import close_scope, open_scope
 from shared.observability.metrics import record_request
 
@@ -59,8 +60,8 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, receive, send_with_id)
-        except Exception:
-            log.exception("unhandled error")
+        except Exception as exc:
+            log.exception("unhandled error: %s", type(exc).__name__)
             if response_started:
                 raise
             await _internal_error(send, request_id)
@@ -88,14 +89,7 @@ class RequestContextMiddleware:
 
 async def _internal_error(send: Send, request_id: str) -> None:
     body = json.dumps(
-        {
-            "error": {
-                "type": "server_error",
-                "code": "internal_error",
-                "message": "internal server error",
-                "param": None,
-            }
-        }
+        error_body("server_error", "internal_error", "internal server error", None)
     ).encode()
     headers = [
         (b"content-type", b"application/json"),

@@ -26,6 +26,7 @@ ROUTES = {
     "datasets.*": {"queue": "validate"},
     "jobs.*": {"queue": "provider"},
     "webhooks.*": {"queue": "webhooks"},
+    "evals.run_local": {"queue": "gpu"},  # evals of local models: only GPU workers have torch
     "evals.*": {"queue": "evals"},
     "outbox.*": {"queue": "provider"},
     "local.*": {"queue": "gpu"},  # one worker process per GPU: -Q gpu -c 1

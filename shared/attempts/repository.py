@@ -32,7 +32,7 @@ def forget(session: Session, delivery: str) -> None:
     session.execute(delete(TaskAttempt).where(TaskAttempt.delivery == delivery))
 
 
-def attempts(session: Session, delivery: str) -> int:
-    """How often a message started without finishing."""
-    row = session.get(TaskAttempt, delivery)
-    return row.attempts if row else 0
+def delete_started_before(session: Session, cutoff: datetime) -> int:
+    """Drop counters last started before `cutoff`; how many."""
+    result = session.execute(delete(TaskAttempt).where(TaskAttempt.last_started_at < cutoff))
+    return int(getattr(result, "rowcount", 0) or 0)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from datetime import timedelta
 
 from sqlalchemy.orm import Session
 
@@ -11,6 +13,9 @@ from shared.timeutil import utcnow
 
 log = logging.getLogger(__name__)
 CRASH_LOOP_CODE = "worker_crash_loop"
+KEEP_COUNTERS = timedelta(days=7)
+
+Failer = Callable[[Session, str, str, str], object]
 
 
 def start(session: Session, delivery: str, task: str) -> int:
@@ -23,17 +28,38 @@ def finish(session: Session, delivery: str) -> None:
     repository.forget(session, delivery)
 
 
-def refuse(session: Session, task: str, args: tuple[object, ...], attempts: int) -> None:
-    """Give up on a poison message: fail the job it names, with a clear code."""
-    from shared.jobs import service as jobs
+def purge_stale(session: Session) -> int:
+    """Drop counters untouched for a week (refused or abandoned messages); how many."""
+    return repository.delete_started_before(session, utcnow() - KEEP_COUNTERS)
 
+
+def _failers() -> dict[str, tuple[str, Failer]]:
+    """Id prefix -> (what it names, how to fail it)."""
+    from shared.datasets import service as datasets
+    from shared.evals import service as evals
+    from shared.jobs import service as jobs
+    from shared.providers.local import service as local
+
+    return {
+        "ftj": ("job", jobs.fail_by_id),
+        "ds": ("dataset", datasets.fail_validation),
+        "ev": ("eval", evals.fail_by_id),
+        "lft": ("local run", local.fail_by_id),
+    }
+
+
+def refuse(session: Session, task: str, args: tuple[object, ...], attempts: int) -> None:
+    """Give up on a poison message: fail the job, dataset, eval or local run it names."""
     subject = str(args[0]) if args else ""
     log.error("refusing %s(%s) after %d deliveries that never finished", task, subject, attempts)
-    if subject.startswith("ftj_"):
-        jobs.fail_by_id(
-            session,
-            subject,
-            CRASH_LOOP_CODE,
-            f"ftq stopped after the worker running {task} for this job died {attempts - 1} "
-            "times in a row; the operators were alerted by the logs and metrics",
-        )
+    found = _failers().get(subject.partition("_")[0]) if "_" in subject else None
+    if found is None:
+        return
+    noun, fail = found
+    fail(
+        session,
+        subject,
+        CRASH_LOOP_CODE,
+        f"ftq stopped after the worker running {task} for this {noun} died {attempts - 1} "
+        "times in a row; the operators were alerted by the logs and metrics",
+    )

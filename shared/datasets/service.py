@@ -5,14 +5,14 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy.orm import Session
 
 from shared.datasets import convert, repository
 from shared.datasets.jsonl import ensure_json_lines
 from shared.datasets.schemas import DatasetConvert, DatasetCreate, DatasetSplit
-from shared.errors import Conflict, NotFound, Unprocessable
+from shared.errors import AppError, Conflict, NotFound, Unprocessable
 from shared.ids import new_id
 from shared.models import Dataset, Team
 from shared.observability.metrics import record_validation
@@ -21,7 +21,12 @@ from shared.storage import StoredBlob, get_blob_store
 from shared.timeutil import utcnow
 from shared.webhooks import service as webhooks
 
+if TYPE_CHECKING:
+    from shared.datasets.validation.report import ValidationReport
+
 log = logging.getLogger(__name__)
+
+MINIMUM_COUNT_ERROR = "too_few_examples"  # the validator's 10-example minimum (training files)
 
 
 def create(
@@ -62,6 +67,48 @@ def get(session: Session, team: Team, dataset_id: str) -> Dataset:
     if dataset is None:
         raise NotFound(f"no dataset {dataset_id}", param="id")
     return dataset
+
+
+def usable(
+    session: Session,
+    team: Team,
+    dataset_id: str,
+    param: str,
+    *,
+    small_ok: bool,
+    purpose: str | None = None,
+    ready: bool = False,
+) -> Dataset:
+    """A team's dataset fit for its role (404, 422; 409 while validating when `ready`)."""
+    dataset = repository.get_for_team(session, team.id, dataset_id)
+    if dataset is None:
+        raise NotFound(f"no dataset {dataset_id}", param=param)
+    if purpose is not None and dataset.purpose != purpose:
+        raise Unprocessable(
+            f"dataset {dataset_id} has purpose {dataset.purpose!r}, not {purpose!r}", param=param
+        )
+    if ready and dataset.status == "validating":
+        raise Conflict(
+            f"dataset {dataset_id} is still being validated; try again when it is ready",
+            param=param,
+            code="dataset_not_ready",
+        )
+    if not fit_for(dataset, small_ok=small_ok):
+        raise Unprocessable(
+            f"dataset {dataset_id} failed validation; see its report at "
+            f"GET /v1/datasets/{dataset_id}",
+            param=param,
+            code="invalid_dataset",
+        )
+    return dataset
+
+
+def fit_for(dataset: Dataset, *, small_ok: bool) -> bool:
+    """Not invalid, or invalid only for too few examples where few will do (validation, evals)."""
+    if dataset.status != "invalid":
+        return True
+    by_code = ((dataset.report or {}).get("errors") or {}).get("by_code") or {}
+    return small_ok and set(by_code) == {MINIMUM_COUNT_ERROR} and bool(dataset.n_examples)
 
 
 def list_page(
@@ -135,7 +182,6 @@ def _register_derived(
 def run_validation(session: Session, dataset_id: str) -> Dataset | None:
     """Validate a dataset's file, store the report and release or fail the jobs waiting on it."""
     from shared.datasets.validation import validate_file
-    from shared.jobs import service as jobs
 
     dataset = repository.lock(session, dataset_id)
     if dataset is None or dataset.status != "validating":
@@ -145,6 +191,41 @@ def run_validation(session: Session, dataset_id: str) -> Dataset | None:
     report = validate_file(path, model=dataset.model, purpose=dataset.purpose)
     seconds = time.perf_counter() - started
     record_validation(dataset.bytes, seconds, "ready" if report.ok else "invalid")
+    _settle(session, dataset, report)
+    return dataset
+
+
+def fail_validation(session: Session, dataset_id: str, code: str, message: str) -> Dataset | None:
+    """Make a dataset that could not be validated invalid, with one file-wide error `code`."""
+    from shared.datasets.validation.core import resolve_model
+    from shared.datasets.validation.report import Finding, Findings, Purpose, ValidationReport
+
+    dataset = repository.lock(session, dataset_id)
+    if dataset is None or dataset.status != "validating":
+        return dataset
+    try:
+        info = resolve_model(dataset.model)
+        model, encoding = info.name, info.encoding
+    except AppError:  # the report still parses; the model was never checked
+        model, encoding = dataset.model or "", ""
+    finding = Finding(line=None, code=code, message=message)
+    errors = Findings(total=1, by_code={code: 1}, items=[finding])
+    report = ValidationReport(
+        ok=False,
+        purpose=cast(Purpose, dataset.purpose),
+        model=model,
+        encoding=encoding,
+        n_bytes=dataset.bytes,
+        errors=errors,
+    )
+    _settle(session, dataset, report)
+    return dataset
+
+
+def _settle(session: Session, dataset: Dataset, report: ValidationReport) -> None:
+    """Store a report, tell the team (dataset.ready / dataset.invalid) and the waiting jobs."""
+    from shared.jobs import service as jobs
+
     dataset.report = report.model_dump(mode="json")
     dataset.n_examples = report.n_examples
     dataset.status = "ready" if report.ok else "invalid"
@@ -152,7 +233,6 @@ def run_validation(session: Session, dataset_id: str) -> Dataset | None:
     session.flush()
     webhooks.emit(session, dataset.team_id, f"dataset.{dataset.status}", dataset_payload(dataset))
     jobs.on_dataset_validated(session, dataset)
-    return dataset
 
 
 def dataset_payload(dataset: Dataset) -> dict[str, Any]:

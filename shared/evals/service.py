@@ -18,7 +18,8 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from shared.datasets import repository as datasets_repo
-from shared.errors import Conflict, NotFound, Unprocessable
+from shared.datasets import service as datasets
+from shared.errors import NotFound, Unprocessable
 from shared.evals import repository
 from shared.evals.graders import grade
 from shared.evals.repository import Tally
@@ -46,12 +47,17 @@ log = logging.getLogger(__name__)
 
 LOCAL_PREFIX = "local:"
 MESSAGE_KEYS = ("role", "content", "name", "tool_calls", "tool_call_id")
-TOO_FEW_EXAMPLES = "too_few_examples"  # the validator's training minimum: fine for evals
 
 
 def provider_for(model: str, default: str) -> str:
     """The provider that serves a model: `local:` models run on the local provider."""
     return "local" if model.startswith(LOCAL_PREFIX) else default
+
+
+def run_task(row: Eval) -> str:
+    """The task that runs an eval: local models need the GPU workers, the only ones with torch."""
+    uses_local = any(provider_for(model, row.provider) == "local" for model in row.models)
+    return "evals.run_local" if uses_local else "evals.run"
 
 
 # -- creating -----------------------------------------------------------------------------
@@ -67,7 +73,7 @@ def create(session: Session, team: Team, data: EvalCreate) -> Eval:
     provider = data.provider or settings.provider
     for name in sorted({provider_for(m, provider) for m in data.models}):
         check_configured(name)
-    dataset = usable_dataset(session, team, data.dataset, "dataset")
+    dataset = datasets.usable(session, team, data.dataset, "dataset", small_ok=True, ready=True)
     return _new(session, team.id, dataset.id, data.models, data.grader, provider, data, None)
 
 
@@ -96,36 +102,8 @@ def _new(
         runs=0,
     )
     repository.add(session, row)
-    enqueue(session, "evals.run", row.id)
+    enqueue(session, run_task(row), row.id)
     return row
-
-
-def usable_dataset(session: Session, team: Team, dataset_id: str, param: str) -> Dataset:
-    """A team's dataset that is validated and fit to be scored on (404 / 409 / 422)."""
-    dataset = datasets_repo.get_for_team(session, team.id, dataset_id)
-    if dataset is None:
-        raise NotFound(f"no dataset {dataset_id}", param=param)
-    if dataset.status == "validating":
-        raise Conflict(
-            f"dataset {dataset_id} is still being validated; try again when it is ready",
-            param=param,
-            code="dataset_not_ready",
-        )
-    if not _fit(dataset):
-        raise Unprocessable(
-            f"dataset {dataset_id} failed validation; see GET /v1/datasets/{dataset_id}",
-            param=param,
-            code="invalid_dataset",
-        )
-    return dataset
-
-
-def _fit(dataset: Dataset) -> bool:
-    """Ready, or invalid only for having fewer examples than training needs."""
-    if dataset.status == "ready":
-        return True
-    by_code = ((dataset.report or {}).get("errors") or {}).get("by_code") or {}
-    return dataset.status == "invalid" and set(by_code) == {TOO_FEW_EXAMPLES}
 
 
 def check_job_request(
@@ -136,7 +114,7 @@ def check_job_request(
         dataset = datasets_repo.get_for_team(session, team.id, request.dataset)
         if dataset is None:
             raise NotFound(f"no dataset {request.dataset}", param="eval.dataset")
-        if dataset.status != "validating" and not _fit(dataset):
+        if dataset.status != "validating" and not datasets.fit_for(dataset, small_ok=True):
             raise Unprocessable(
                 f"dataset {request.dataset} failed validation", param="eval.dataset"
             )
@@ -469,7 +447,7 @@ def hand_on(session: Session, eval_id: str, token: str) -> None:
     if row is None or row.status in TERMINAL_STATUSES or row.lease_token != token:
         return
     row.lease_token, row.lease_until = None, None
-    enqueue(session, "evals.run", eval_id)
+    enqueue(session, run_task(row), eval_id)
 
 
 def finish(session: Session, eval_id: str, token: str) -> Eval | None:
@@ -493,11 +471,16 @@ def fail(session: Session, row: Eval, code: str, message: str) -> None:
     _finish(session, row, "failed")
 
 
-def fail_by_id(session: Session, eval_id: str, code: str, message: str) -> None:
-    """Fail an eval unless it already finished."""
+def fail_by_id(
+    session: Session, eval_id: str, code: str, message: str, token: str | None = None
+) -> None:
+    """Fail an unfinished eval; given a run's token, only while that run or no run holds it."""
     row = repository.lock(session, eval_id)
-    if row is not None and row.status not in TERMINAL_STATUSES:
-        fail(session, row, code, message)
+    if row is None or row.status in TERMINAL_STATUSES:
+        return
+    if token is not None and row.lease_token not in (None, token):
+        return
+    fail(session, row, code, message)
 
 
 def _finish(session: Session, row: Eval, status: str) -> None:
@@ -535,11 +518,12 @@ def eval_payload(view: EvalOut) -> dict[str, Any]:
 
 
 def requeue_stale(session: Session) -> list[str]:
-    """Unfinished evals whose run died: touch them and return their ids to run again."""
+    """Unfinished evals whose run died: touch them, queue them again and return their ids."""
     now = utcnow()
     quiet = now - timedelta(seconds=get_settings().eval_lease_seconds)
     rows = repository.stale(session, now=now, quiet_since=quiet)
     for row in rows:
         row.updated_at = now
+        enqueue(session, run_task(row), row.id)
     session.flush()
     return [row.id for row in rows]

@@ -11,23 +11,24 @@ from sqlalchemy.orm import Session
 from shared.models import IdempotencyKey
 
 
-def _lock_id(team_id: str, key: str) -> int:
+def _lock_id(team_id: str | None, key: str) -> int:
     digest = hashlib.sha256(f"ftq-idempotency:{team_id}:{key}".encode()).digest()
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
-def try_lock(session: Session, team_id: str, key: str) -> bool:
+def try_lock(session: Session, team_id: str | None, key: str) -> bool:
     """Hold the key until this transaction ends; False when another request holds it."""
     if session.get_bind().dialect.name != "postgresql":
         return True  # SQLite runs one writing transaction at a time (BEGIN IMMEDIATE)
     return bool(session.scalar(select(func.pg_try_advisory_xact_lock(_lock_id(team_id, key)))))
 
 
-def get(session: Session, team_id: str, key: str) -> IdempotencyKey | None:
-    """A team's stored key."""
-    return session.scalar(
-        select(IdempotencyKey).where(IdempotencyKey.team_id == team_id, IdempotencyKey.key == key)
-    )
+def get(session: Session, team_id: str | None, key: str) -> IdempotencyKey | None:
+    """A team's stored key; with no team, the admin's (stored under the team it made)."""
+    query = select(IdempotencyKey).where(IdempotencyKey.key == key)
+    if team_id is not None:
+        query = query.where(IdempotencyKey.team_id == team_id)
+    return session.scalars(query.limit(1)).first()
 
 
 def add(session: Session, row: IdempotencyKey) -> None:

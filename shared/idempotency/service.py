@@ -17,6 +17,7 @@ from shared.timeutil import as_utc, utcnow
 
 TTL = timedelta(hours=24)
 KEY_PATTERN = re.compile(r"[\x21-\x7e]{1,255}")
+ADMIN_PREFIX = "admin:"
 
 
 @dataclass(frozen=True)
@@ -45,10 +46,15 @@ def check_key(key: str) -> str:
     return key
 
 
+def admin_key(key: str) -> str:
+    """The admin's key as stored: apart from team keys, and within the column's 255 characters."""
+    return ADMIN_PREFIX + hashlib.sha256(key.encode()).hexdigest()
+
+
 def begin(
-    session: Session, team_id: str, key: str, request_fingerprint: str
+    session: Session, team_id: str | None, key: str, request_fingerprint: str
 ) -> StoredResponse | None:
-    """Claim a key for this transaction: the response to replay, or None to go ahead."""
+    """Claim a key for this transaction (team None: the admin's): replay, or None to go ahead."""
     if not repository.try_lock(session, team_id, key):
         raise Conflict(
             "a request with this Idempotency-Key is still in progress; retry once it finished",

@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from shared.errors import Unprocessable
 from shared.evals.schemas import JobEval, JobEvalRequest
 
 JobStatus = Literal[
@@ -19,6 +20,9 @@ ACTIVE_STATUSES = frozenset({"queued", "uploading", "submitted", "running"})
 SLOT_STATUSES = frozenset({"uploading", "submitted", "running"})
 
 Auto = Literal["auto"]
+LOCAL_PROVIDER = "local"
+# Hyperparameters only the `local` provider takes; OpenAI and Azure refuse them.
+LORA_FIELDS = ("lora_rank", "lora_alpha", "lora_dropout", "lora_target_modules")
 
 
 class Hyperparameters(BaseModel):
@@ -66,11 +70,14 @@ class Method(BaseModel):
     type: Literal["supervised", "dpo"] = "supervised"
     hyperparameters: Hyperparameters = Field(default_factory=Hyperparameters)
 
-    def to_provider(self) -> dict[str, Any]:
-        """OpenAI's `method` body."""
+    def to_provider(self, provider: str) -> dict[str, Any]:
+        """The provider's `method` body: OpenAI's shape, LoRA settings only for `local`."""
         params = self.hyperparameters.model_dump(exclude_none=True)
         if self.type != "dpo":
             params.pop("beta", None)
+        if provider != LOCAL_PROVIDER:
+            for name in LORA_FIELDS:
+                params.pop(name, None)
         return {"type": self.type, self.type: {"hyperparameters": params}}
 
 
@@ -113,6 +120,18 @@ class JobCreate(BaseModel):
             if len(key) > 64 or len(item) > 512:
                 raise ValueError(f"metadata key {key!r}: keys <= 64, values <= 512 characters")
         return value
+
+
+def check_provider_settings(data: JobCreate, provider: str) -> None:
+    """Refuse LoRA settings (422 naming the field) for a provider other than `local`."""
+    if provider == LOCAL_PROVIDER:
+        return
+    for name in LORA_FIELDS:
+        if getattr(data.method.hyperparameters, name) is not None:
+            raise Unprocessable(
+                f"{name} is a setting of the local provider only, not of {provider!r}",
+                param=f"method.hyperparameters.{name}",
+            )
 
 
 class JobError(BaseModel):

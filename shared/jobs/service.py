@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from shared.datasets import repository as datasets_repo
+from shared.datasets import service as datasets_service
 from shared.errors import Conflict, NotFound, QuotaExceeded, Unprocessable
 from shared.evals import service as evals
 from shared.ids import new_id
@@ -37,16 +38,15 @@ log = logging.getLogger(__name__)
 
 WEBHOOK_STATUSES = {"submitted", "running", "succeeded", "failed", "cancelled"}
 DEFAULT_SPLIT_SEED = 0
-MINIMUM_COUNT_ERROR = "too_few_examples"  # the validator's 10-example minimum (training files)
 
 
 def create(session: Session, team: Team, data: JobCreate) -> Job:
     """Accept a job; it waits in `queued` until its datasets are valid and a slot is free."""
     provider = data.provider or get_settings().provider
     check_configured(provider)
-    training = _usable_dataset(session, team, data.training_dataset, "training_dataset")
+    training = _usable(session, team, data.training_dataset, "training_dataset")
     validation = (
-        _usable_dataset(session, team, data.validation_dataset, "validation_dataset")
+        _usable(session, team, data.validation_dataset, "validation_dataset")
         if data.validation_dataset
         else None
     )
@@ -109,33 +109,22 @@ def _split(
     session: Session, team: Team, source: Dataset, data: JobCreate
 ) -> tuple[Dataset, Dataset]:
     """The training remainder and the seeded validation share of a dataset."""
-    from shared.datasets import service as datasets
     from shared.datasets.schemas import DatasetSplit
 
     assert data.validation_split is not None
     request = DatasetSplit(fraction=data.validation_split, seed=_split_seed(data))
     try:
-        return datasets.split(session, team, source.id, request)
+        return datasets_service.split(session, team, source.id, request)
     except Unprocessable as exc:
         raise Unprocessable(exc.message, param="validation_split") from exc
 
 
-def _usable_dataset(session: Session, team: Team, dataset_id: str, param: str) -> Dataset:
-    dataset = datasets_repo.get_for_team(session, team.id, dataset_id)
-    if dataset is None:
-        raise NotFound(f"no dataset {dataset_id}", param=param)
-    if dataset.purpose != "fine-tune":
-        raise Unprocessable(
-            f"dataset {dataset_id} has purpose {dataset.purpose!r}, not 'fine-tune'", param=param
-        )
-    if not _fit_for(dataset, validation=param == "validation_dataset"):
-        raise Unprocessable(
-            f"dataset {dataset_id} failed validation; see its report at "
-            f"GET /v1/datasets/{dataset_id}",
-            param=param,
-            code="invalid_dataset",
-        )
-    return dataset
+def _usable(session: Session, team: Team, dataset_id: str, param: str) -> Dataset:
+    """A fine-tune dataset fit for its role: a validation file needs no minimum count."""
+    small_ok = param == "validation_dataset"
+    return datasets_service.usable(
+        session, team, dataset_id, param, small_ok=small_ok, purpose="fine-tune"
+    )
 
 
 def _estimated_cost(dataset: Dataset, method: dict[str, Any]) -> Decimal | None:
@@ -151,20 +140,14 @@ def _estimated_cost(dataset: Dataset, method: dict[str, Any]) -> Decimal | None:
     return Decimal(str(round(float(cost), 4)))
 
 
-def _fit_for(dataset: Dataset, *, validation: bool) -> bool:
-    """Not invalid for its role: a validation file needs no minimum count (OpenAI's rule)."""
-    if dataset.status != "invalid":
-        return True
-    by_code = ((dataset.report or {}).get("errors") or {}).get("by_code") or {}
-    return validation and set(by_code) == {MINIMUM_COUNT_ERROR} and bool(dataset.n_examples)
-
-
 def _release_if_ready(session: Session, job: Job) -> None:
     """Fail a job whose dataset is invalid; make it eligible for a slot once all are ready."""
     roles = [(job.training_dataset_id, False), (job.validation_dataset_id, True)]
     found = [(session.get(Dataset, i), validation) for i, validation in roles if i]
     datasets = [d for d, _ in found]
-    bad = next((d for d, v in found if d is not None and not _fit_for(d, validation=v)), None)
+    bad = next(
+        (d for d, v in found if d is not None and not datasets_service.fit_for(d, small_ok=v)), None
+    )
     if bad is not None:
         fail(
             session,
@@ -451,7 +434,7 @@ def begin_submission(session: Session, job_id: str) -> SubmitPlan | None:
     assert training is not None
     spec_base = {
         "model": job.model,
-        "method": Method.model_validate(job.method).to_provider(),
+        "method": Method.model_validate(job.method).to_provider(job.provider),
         "suffix": job.suffix,
         "seed": job.seed,
         "metadata": {k: str(v) for k, v in job.job_metadata.items()},

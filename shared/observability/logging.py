@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from contextvars import ContextVar, Token
 from datetime import UTC, datetime
 from typing import IO, Any
@@ -14,7 +12,6 @@ from typing import IO, Any
 from shared.observability.redaction import SecretRedactionFilter, redact, register_secret
 from shared.settings import Settings, get_settings
 
-CONTEXT_FIELDS = ("request_id", "job_id", "team_id", "dataset_id", "task", "task_id")
 EXTRA_FIELDS = ("method", "route", "path", "status", "duration_ms")
 QUIET = {
     "uvicorn.access": logging.WARNING,  # ftq.access logs every request with its ids instead
@@ -51,16 +48,6 @@ def open_scope(**fields: str) -> Token[dict[str, str] | None]:
 def close_scope(token: Token[dict[str, str] | None]) -> None:
     """End a context started by open_scope."""
     _context.reset(token)
-
-
-@contextmanager
-def scope(**fields: str) -> Iterator[None]:
-    """A fresh log context for the block."""
-    token = open_scope(**fields)
-    try:
-        yield
-    finally:
-        close_scope(token)
 
 
 class JsonFormatter(logging.Formatter):

@@ -10,7 +10,6 @@ extra). A job picks one with `provider`; `FTQ_PROVIDER` is the default.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from collections.abc import Callable
 
@@ -69,9 +68,10 @@ def check_configured(name: str, settings: Settings | None = None) -> None:
             param="provider",
             code="provider_not_configured",
         )
-    if name == "local" and importlib.util.find_spec("torch") is None:
+    if name == "local" and not settings.local_provider_enabled:
         raise Unprocessable(
-            "the local provider is not installed on this server (pip install -e '.[local]')",
+            "the local provider is not enabled on this server (FTQ_LOCAL_ENABLED, and GPU workers "
+            "built with the `local` extra)",
             param="provider",
             code="provider_not_configured",
         )

@@ -1,14 +1,12 @@
-"""The CLI's connection to ftq: credentials, exit codes, error reporting, a streamed upload."""
+"""The CLI's connection to ftq: credentials, exit codes, error reporting."""
 
 from __future__ import annotations
 
 import json
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import httpx
 import typer
@@ -61,58 +59,3 @@ def print_json(value: Any) -> None:
     """One JSON document on stdout (for scripts)."""
     sys.stdout.write(json.dumps(value, indent=2, default=str) + "\n")
     sys.stdout.flush()
-
-
-class ProgressReader:
-    """A file wrapper that reports every chunk httpx reads while streaming the multipart body."""
-
-    def __init__(self, handle: IO[bytes], on_read: Callable[[int], None]) -> None:
-        self.handle = handle
-        self.on_read = on_read
-        self.sent = 0
-
-    def read(self, size: int = -1) -> bytes:
-        chunk = self.handle.read(size)
-        self.sent += len(chunk)
-        self.on_read(self.sent)
-        return chunk
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        position = self.handle.seek(offset, whence)
-        if whence == 0:
-            self.sent = position
-        return position
-
-    def tell(self) -> int:
-        return self.handle.tell()
-
-    def fileno(self) -> int:
-        return self.handle.fileno()
-
-
-def upload(
-    client: FtqClient, path: Path, fields: dict[str, str], on_read: Callable[[int], None]
-) -> dict[str, Any]:
-    """POST /v1/datasets streaming the file from disk, reporting bytes sent."""
-    with path.open("rb") as handle:
-        reader = ProgressReader(handle, on_read)
-        files = {"file": (path.name, reader, "application/jsonl")}
-        return dict(client.request("POST", "/v1/datasets", files=files, data=fields))
-
-
-def poll(
-    fetch: Callable[[], dict[str, Any]],
-    done: Callable[[dict[str, Any]], bool],
-    timeout: float | None,
-    interval: float,
-    what: str,
-) -> dict[str, Any]:
-    """Call fetch until done(result); TimeoutError after timeout seconds (None: no limit)."""
-    deadline = None if timeout is None else time.monotonic() + timeout
-    while True:
-        body = fetch()
-        if done(body):
-            return body
-        if deadline is not None and time.monotonic() > deadline:
-            raise TimeoutError(f"{what} still {body.get('status')} after {timeout:.0f} s")
-        time.sleep(interval)

@@ -15,7 +15,7 @@ from rich.progress import (
 )
 
 from shared.teamcli import render
-from shared.teamcli.api import EXIT_CODES_HELP, FAILED, connect, console, poll, print_json, upload
+from shared.teamcli.api import EXIT_CODES_HELP, FAILED, connect, console, print_json
 
 datasets_app = typer.Typer(
     help="Upload and list the team's datasets.", epilog=EXIT_CODES_HELP, no_args_is_help=True
@@ -50,8 +50,8 @@ def upload_command(
             transient=False,
         ) as progress:
             task = progress.add_task(file.name, total=file.stat().st_size)
-            created = upload(
-                client, file, fields, lambda sent: progress.update(task, completed=sent)
+            created = client.upload_dataset(
+                file, lambda sent: progress.update(task, completed=sent), **fields
             )
         if not as_json:
             console.print(
@@ -59,13 +59,7 @@ def upload_command(
             )
         dataset = created
         if wait:
-            dataset = poll(
-                lambda: dict(client.request("GET", f"/v1/datasets/{created['id']}")),
-                lambda d: d["status"] != "validating",
-                timeout,
-                0.3,
-                f"dataset {created['id']}",
-            )
+            dataset = client.wait_dataset(created["id"], timeout, interval=0.3)
     if as_json:
         print_json(dataset)
     else:

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import Annotated, Any
 
 import typer
 
 from shared.client import FtqClient
+from shared.evals.graders import GRADERS
 from shared.teamcli import render
-from shared.teamcli.api import EXIT_CODES_HELP, FAILED, OK, connect, console, poll, print_json
+from shared.teamcli.api import EXIT_CODES_HELP, FAILED, OK, connect, console, print_json
 
 evals_app = typer.Typer(
     help="Score models on a dataset, side by side.", epilog=EXIT_CODES_HELP, no_args_is_help=True
 )
 JsonOption = Annotated[bool, typer.Option("--json", help="print JSON for scripts")]
-GRADERS = ("exact", "choice", "contains", "bleu", "rouge_l")
 
 
 @evals_app.command("run")
@@ -40,7 +41,7 @@ def run_command(
         if not as_json:
             console.print(f"eval {ev['id']} {render.status(ev['status'])}: {', '.join(model)}")
         if wait:
-            with console.status("scoring…", spinner="dots") if not as_json else _nothing():
+            with console.status("scoring…", spinner="dots") if not as_json else nullcontext():
                 ev = _wait(client, ev["id"], timeout)
     _finish(ev, as_json)
 
@@ -57,8 +58,8 @@ def show_command(
 
 
 def _wait(client: FtqClient, eval_id: str, timeout: float) -> dict[str, Any]:
-    return poll(
-        lambda: dict(client.request("GET", f"/v1/evals/{eval_id}")),
+    return client.wait(
+        f"/v1/evals/{eval_id}",
         lambda e: e["status"] in ("completed", "failed"),
         timeout,
         0.5,
@@ -76,11 +77,3 @@ def _finish(ev: dict[str, Any], as_json: bool) -> None:
             message = error.get("message") if isinstance(error, dict) else error
             console.print(f"[red]eval {ev['status']}[/red]: {message}", soft_wrap=True)
     raise typer.Exit(FAILED if ev["status"] == "failed" else OK)
-
-
-class _nothing:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None

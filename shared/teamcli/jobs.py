@@ -18,7 +18,6 @@ from shared.teamcli.api import (
     connect,
     console,
     fail,
-    poll,
     print_json,
 )
 
@@ -173,8 +172,8 @@ def _watch(
         if not quiet:
             console.print(f"waiting for eval {job['eval'].get('id') or ''}…")
         remaining = None if deadline is None else max(deadline - time.monotonic(), 1.0)
-        job = poll(
-            lambda: dict(client.request("GET", f"/v1/jobs/{job_id}")),
+        job = client.wait(
+            f"/v1/jobs/{job_id}",
             lambda j: not _eval_pending(j),
             remaining,
             interval,

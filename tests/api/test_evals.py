@@ -212,6 +212,34 @@ def test_a_crashed_run_is_resumed_without_asking_again(
     assert done["results"][0]["completed"] == 40
 
 
+def test_a_run_that_lost_its_lease_cannot_fail_the_eval_its_successor_holds(
+    client: TestClient,
+    session: Session,
+    monkeypatch: pytest.MonkeyPatch,
+    fresh_emulator: Emulator,
+) -> None:
+    team = create_team(client)
+    dataset = ready(client, session, team, mc_jsonl(12))
+    body = create_eval(client, team, dataset=dataset["id"], models=[MODEL], grader="exact").json()
+    run_evals_in(session, monkeypatch, fresh_emulator)
+
+    def stall_then_crash(eval_id: str, token: str) -> str:
+        row = session.get(Eval, eval_id)
+        assert row is not None and row.lease_token == token
+        row.lease_until = row.created_at - timedelta(hours=1)  # stalled past its lease
+        session.flush()
+        assert eval_tasks.service.claim(session, eval_id, "successor")
+        raise RuntimeError("the stalled run wakes up and crashes")
+
+    monkeypatch.setattr(eval_tasks, "_run_claimed", stall_then_crash)
+    eval_tasks.run(body["id"])
+    row = session.get(Eval, body["id"])
+    assert row is not None
+    assert (row.status, row.lease_token, row.error_code) == ("running", "successor", None)
+    eval_tasks._fail(body["id"], "successor", "internal_error", "the holder may fail it")
+    assert (row.status, row.error_code) == ("failed", "internal_error")
+
+
 def test_429s_and_5xx_are_retried_and_rejected_models_are_item_errors(
     client: TestClient,
     session: Session,

@@ -178,3 +178,49 @@ def test_eval_create_replays(client: TestClient, session: Session) -> None:
     assert again.json() == first.json()
     assert again.headers["idempotent-replayed"] == "true"
     assert len(client.get("/v1/evals", headers=auth(team)).json()["data"]) == 1
+
+
+def test_dataset_split_and_convert_replay(client: TestClient, session: Session) -> None:
+    team = create_team(client)
+    source = upload(client, team, chat_jsonl(20)).json()["id"]
+    body = {"fraction": 0.2, "seed": 1}
+    first = client.post(f"/v1/datasets/{source}/split", json=body, headers=_key(team, "split"))
+    again = client.post(f"/v1/datasets/{source}/split", json=body, headers=_key(team, "split"))
+    assert first.status_code == again.status_code == 201, first.text
+    assert again.json() == first.json()
+    assert again.headers["idempotent-replayed"] == "true"
+    assert session.scalar(select(func.count()).select_from(Dataset)) == 3
+    records = b"".join(
+        b'{"input": [{"role": "user", "content": "Q%d?"}], "ideal": "A"}\n' % i for i in range(12)
+    )
+    evals = upload(client, team, records, purpose="eval").json()["id"]
+    url = f"/v1/datasets/{evals}/convert"
+    made = client.post(url, json={"to": "chat"}, headers=_key(team, "convert"))
+    replayed = client.post(url, json={"to": "chat"}, headers=_key(team, "convert"))
+    assert made.status_code == replayed.status_code == 201, made.text
+    assert replayed.json() == made.json()
+    assert replayed.headers["idempotent-replayed"] == "true"
+
+
+def test_admin_team_and_key_creation_replay_in_the_admins_scope(client: TestClient) -> None:
+    admin = {"authorization": "Bearer dev-admin-token", "Idempotency-Key": "onboard-1"}
+    first = client.post("/v1/admin/teams", json={"name": "team-x"}, headers=admin)
+    again = client.post("/v1/admin/teams", json={"name": "team-x"}, headers=admin)
+    assert first.status_code == again.status_code == 201, first.text
+    assert again.json() == first.json()
+    assert again.headers["idempotent-replayed"] == "true"
+    other = client.post("/v1/admin/teams", json={"name": "team-y"}, headers=admin)
+    assert other.status_code == 409
+    assert other.json()["error"]["code"] == "idempotency_key_reused"
+    team_id = first.json()["id"]
+    # A team's own use of the same key text is a different scope.
+    hook = client.post(
+        "/v1/webhook-endpoints", json={"url": HOOK}, headers=_key(first.json(), "onboard-1")
+    )
+    assert hook.status_code == 201, hook.text
+    key_headers = {**admin, "Idempotency-Key": "key-1"}
+    issued = client.post(f"/v1/admin/teams/{team_id}/keys", headers=key_headers)
+    reissued = client.post(f"/v1/admin/teams/{team_id}/keys", headers=key_headers)
+    assert issued.status_code == reissued.status_code == 201, issued.text
+    assert reissued.json()["key"] == issued.json()["key"]
+    assert reissued.headers["idempotent-replayed"] == "true"

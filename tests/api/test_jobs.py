@@ -343,3 +343,41 @@ def test_metrics_checkpoints_and_result_file_are_served(
     assert download.status_code == 200 and download.content == csv
     other = create_team(client, "other")
     assert client.get(f"{path}/checkpoints", headers=auth(other)).status_code == 404
+
+
+def test_lora_settings_are_refused_unless_the_provider_is_local(
+    client: TestClient, session: Session, monkeypatch: Any
+) -> None:
+    from shared.jobs.schemas import Method
+    from shared.settings import get_settings
+
+    team = create_team(client)
+    dataset = _ready_dataset(client, session, team)
+    for name, value in (("lora_rank", 8), ("lora_target_modules", ["q_proj"])):
+        method = {"type": "supervised", "hyperparameters": {name: value}}
+        response = _create(client, team, training_dataset=dataset["id"], method=method)
+        assert response.status_code == 422, response.text
+        assert response.json()["error"]["param"] == f"method.hyperparameters.{name}"
+    method = Method.model_validate(
+        {"type": "supervised", "hyperparameters": {"n_epochs": 2, "lora_rank": 8}}
+    )
+    assert method.to_provider("openai") == {
+        "type": "supervised",
+        "supervised": {
+            "hyperparameters": {
+                "n_epochs": 2,
+                "batch_size": "auto",
+                "learning_rate_multiplier": "auto",
+            }
+        },
+    }
+    assert method.to_provider("local")["supervised"]["hyperparameters"]["lora_rank"] == 8
+    monkeypatch.setattr(get_settings(), "local_enabled", False)
+    body = {"type": "supervised", "hyperparameters": {"lora_rank": 8}}
+    refused = _create(client, team, training_dataset=dataset["id"], provider="local", method=body)
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["error"]["param"] == "provider"
+    monkeypatch.setattr(get_settings(), "local_enabled", True)  # the API image has no torch
+    created = _create(client, team, training_dataset=dataset["id"], provider="local", method=body)
+    assert created.status_code == 201, created.text
+    assert created.json()["method"]["hyperparameters"]["lora_rank"] == 8

@@ -11,7 +11,6 @@ import pytest
 
 from shared.client import FtqClient
 from shared.teamcli import config
-from shared.teamcli.api import upload
 
 
 def test_upload_streams_the_file_and_reports_progress_in_chunks(tmp_path: Path) -> None:
@@ -28,7 +27,7 @@ def test_upload_streams_the_file_and_reports_progress_in_chunks(tmp_path: Path) 
 
     client = FtqClient("http://ftq.test", "ftq_sk_x")
     client.http = httpx.Client(base_url="http://ftq.test", transport=httpx.MockTransport(handler))
-    created = upload(client, path, {"purpose": "fine-tune"}, seen.append)
+    created = client.upload_dataset(path, seen.append, purpose="fine-tune")
     assert created["id"] == "ds_1"
     assert len(seen) > 5 and seen == sorted(seen)  # read from disk in chunks, in order
     assert seen[-1] == path.stat().st_size

@@ -1,4 +1,4 @@
-"""A task whose worker keeps dying is refused after N deliveries, and its job fails clearly.
+"""A task whose worker keeps dying is refused after N deliveries, and what it names fails clearly.
 
 Each delivery runs in a forked child that dies inside the task (os._exit: no cleanup, no ack),
 as a SIGKILLed or OOM-killed worker would; the rows are committed, then removed.
@@ -9,18 +9,26 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import Engine, delete, func, select
+from sqlalchemy.orm import Session
 
 from services.worker.celery_app import celery_app
 from shared import db
+from shared.attempts import repository as attempts_repo
+from shared.attempts import service as attempts
 from shared.attempts.service import CRASH_LOOP_CODE
-from shared.models import Job, OutboxMessage, TaskAttempt, Team
+from shared.datasets.validation.report import ValidationReport
+from shared.ids import new_id
+from shared.models import Eval, Job, OutboxMessage, TaskAttempt, Team, WebhookDelivery
 from shared.observability.metrics import CRASH_LOOPS
 from shared.settings import get_settings
-from tests.factories import job_row, team_row
+from shared.timeutil import utcnow
+from tests.factories import auth, chat_jsonl, create_team, job_row, team_row, upload
 
 CRASHED = 17
 _crash = {"on": False}
@@ -106,3 +114,58 @@ def test_bound_tasks_still_see_their_own_request(committed_job: str) -> None:
     result = who_am_i.apply(args=[committed_job], task_id="req-seen", retries=3)
     assert tuple(result.result) == ("req-seen", 3)  # retry back-off depends on it
     assert tuple(who_am_i(committed_job))[1] == 0  # a plain call still works
+
+
+def test_a_refused_validation_makes_the_dataset_invalid_and_fails_its_jobs(
+    client: TestClient, session: Session
+) -> None:
+    team = create_team(client)
+    hook = {"url": "http://127.0.0.1:9/hook", "events": ["dataset.invalid"]}
+    assert client.post("/v1/webhook-endpoints", json=hook, headers=auth(team)).status_code == 201
+    dataset = upload(client, team, chat_jsonl(12)).json()
+    job = client.post(
+        "/v1/jobs",
+        json={"model": "gpt-4o-mini-2024-07-18", "training_dataset": dataset["id"]},
+        headers=auth(team),
+    ).json()
+    assert job["status"] == "queued"
+    attempts.refuse(session, "datasets.validate", (dataset["id"],), 4)
+    read = client.get(f"/v1/datasets/{dataset['id']}", headers=auth(team)).json()
+    assert read["status"] == "invalid"
+    report = ValidationReport.model_validate(read["report"])
+    assert report.errors.by_code == {CRASH_LOOP_CODE: 1}
+    assert "died 3 times" in report.errors.items[0].message
+    failed = client.get(f"/v1/jobs/{job['id']}", headers=auth(team)).json()
+    assert (failed["status"], failed["error"]["code"]) == ("failed", "invalid_dataset")
+    sent = select(WebhookDelivery.event_type).where(WebhookDelivery.team_id == team["id"])
+    assert list(session.scalars(sent)) == ["dataset.invalid"]
+
+
+def test_a_refused_eval_fails_even_while_its_dead_run_holds_the_lease(session: Session) -> None:
+    team, _ = team_row(session, f"crash-{uuid.uuid4().hex[:8]}")
+    job = job_row(session, team)
+    row = Eval(
+        id=new_id("ev"),
+        team_id=team.id,
+        status="running",
+        dataset_id=job.training_dataset_id,
+        grader="exact",
+        models=["gpt-4o-mini-2024-07-18"],
+        provider="emulator",
+        lease_token="dead-run",
+        lease_until=utcnow() + timedelta(minutes=5),
+    )
+    session.add(row)
+    session.flush()
+    attempts.refuse(session, "evals.run", (row.id,), 4)
+    assert (row.status, row.error_code, row.lease_token) == ("failed", CRASH_LOOP_CODE, None)
+    assert "for this eval died 3 times" in (row.error_message or "")
+
+
+def test_counters_untouched_for_a_week_are_purged(session: Session) -> None:
+    now = utcnow()
+    attempts_repo.bump(session, "old:0", "tests.crash_worker", now - timedelta(days=8))
+    attempts_repo.bump(session, "new:0", "tests.crash_worker", now - timedelta(days=1))
+    assert attempts.purge_stale(session) >= 1
+    assert session.get(TaskAttempt, "old:0") is None
+    assert session.get(TaskAttempt, "new:0") is not None

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Response, status
 
 from services.api.deps import AdminDep, SessionDep
+from services.api.idempotency import AdminIdempotencyDep
 from services.api.uow import commit
 from shared.teams import service
 from shared.teams.schemas import ApiKeyCreated, TeamCreate, TeamCreated
@@ -13,9 +14,14 @@ router = APIRouter(prefix="/v1/admin", tags=["admin"])
 
 
 @router.post("/teams", status_code=status.HTTP_201_CREATED, response_model=TeamCreated)
-def create_team(data: TeamCreate, session: SessionDep, _: AdminDep) -> TeamCreated:
+def create_team(
+    data: TeamCreate, session: SessionDep, idempotency: AdminIdempotencyDep
+) -> TeamCreated | Response:
     """Create a team; its first key and signing secret are shown only here."""
+    if (replay := idempotency.begin(session, data)) is not None:
+        return replay
     created = service.create_team(session, data)
+    idempotency.save(session, status.HTTP_201_CREATED, created, team_id=created.id)
     commit(session)
     return created
 
@@ -23,9 +29,14 @@ def create_team(data: TeamCreate, session: SessionDep, _: AdminDep) -> TeamCreat
 @router.post(
     "/teams/{team_id}/keys", status_code=status.HTTP_201_CREATED, response_model=ApiKeyCreated
 )
-def issue_key(team_id: str, session: SessionDep, _: AdminDep) -> ApiKeyCreated:
+def issue_key(
+    team_id: str, session: SessionDep, idempotency: AdminIdempotencyDep
+) -> ApiKeyCreated | Response:
     """Issue another key for a team."""
+    if (replay := idempotency.begin(session, b"")) is not None:
+        return replay
     key = service.issue_key(session, team_id)
+    idempotency.save(session, status.HTTP_201_CREATED, key, team_id=team_id)
     commit(session)
     return key
 

@@ -110,28 +110,44 @@ def download_dataset(dataset_id: str, session: SessionDep, team: TeamDep) -> Str
 
 @router.post("/{dataset_id}/convert", status_code=status.HTTP_201_CREATED, response_model=Dataset)
 def convert_dataset(
-    dataset_id: str, body: DatasetConvert, response: Response, session: SessionDep, team: TeamDep
-) -> Dataset:
+    dataset_id: str,
+    body: DatasetConvert,
+    response: Response,
+    session: SessionDep,
+    team: TeamDep,
+    idempotency: IdempotencyDep,
+) -> Dataset | Response:
     """Turn OpenAI evals records (`input`, `ideal`) into chat fine-tuning examples."""
+    if (replay := idempotency.begin(session, body)) is not None:
+        return replay
     dataset, created = service.convert_to_chat(session, team, dataset_id, body)
+    response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
+    view = Dataset.model_validate(dataset)
+    idempotency.save(session, response.status_code, view)
     commit(session)
-    if not created:
-        response.status_code = status.HTTP_200_OK
-    return Dataset.model_validate(dataset)
+    return view
 
 
 @router.post(
     "/{dataset_id}/split", status_code=status.HTTP_201_CREATED, response_model=DatasetSplitResult
 )
 def split_dataset(
-    dataset_id: str, body: DatasetSplit, session: SessionDep, team: TeamDep
-) -> DatasetSplitResult:
+    dataset_id: str,
+    body: DatasetSplit,
+    session: SessionDep,
+    team: TeamDep,
+    idempotency: IdempotencyDep,
+) -> DatasetSplitResult | Response:
     """Cut a seeded validation split; both halves are new datasets, validated like uploads."""
+    if (replay := idempotency.begin(session, body)) is not None:
+        return replay
     train, valid = service.split(session, team, dataset_id, body)
-    commit(session)
-    return DatasetSplitResult(
+    result = DatasetSplitResult(
         train=Dataset.model_validate(train), validation=Dataset.model_validate(valid)
     )
+    idempotency.save(session, status.HTTP_201_CREATED, result)
+    commit(session)
+    return result
 
 
 @router.delete("/{dataset_id}", status_code=status.HTTP_204_NO_CONTENT)

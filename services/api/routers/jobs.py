@@ -11,8 +11,17 @@ from services.api.deps import AfterQuery, LimitQuery, SessionDep, TeamDep
 from services.api.idempotency import IdempotencyDep
 from services.api.uow import commit
 from shared.jobs import service
-from shared.jobs.schemas import Checkpoint, Job, JobCreate, JobEvent, JobStatus, MetricPoint
+from shared.jobs.schemas import (
+    Checkpoint,
+    Job,
+    JobCreate,
+    JobEvent,
+    JobStatus,
+    MetricPoint,
+    check_provider_settings,
+)
 from shared.pagination import Page
+from shared.settings import get_settings
 from shared.storage import get_blob_store
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
@@ -23,6 +32,7 @@ def create_job(
     data: JobCreate, session: SessionDep, team: TeamDep, idempotency: IdempotencyDep
 ) -> Job | Response:
     """Queue a fine-tuning job; it starts once its datasets are valid."""
+    check_provider_settings(data, data.provider or get_settings().provider)
     if (replay := idempotency.begin(session, data)) is not None:
         return replay
     job = service.to_schema(session, service.create(session, team, data))

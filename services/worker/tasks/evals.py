@@ -36,14 +36,20 @@ def run(eval_id: str) -> str | None:
     try:
         outcome = _run_claimed(eval_id, token)
     except AppError as exc:  # e.g. a provider that is not configured on this worker
-        _fail(eval_id, exc.code, exc.message)
+        _fail(eval_id, token, exc.code, exc.message)
         outcome = "failed"
     except Exception:
         log.exception("eval %s crashed", eval_id)
-        _fail(eval_id, "internal_error", "the eval stopped on an unexpected error")
+        _fail(eval_id, token, "internal_error", "the eval stopped on an unexpected error")
         outcome = "failed"
     relay_now()
     return outcome
+
+
+@celery_app.task(name="evals.run_local")
+def run_local(eval_id: str) -> str | None:
+    """`evals.run` for evals asking `local` models, routed to the gpu queue."""
+    return run(eval_id)
 
 
 def _run_claimed(eval_id: str, token: str) -> str:
@@ -88,9 +94,9 @@ def _store(eval_id: str, token: str, plan: service.RunPlan, answers: list[runner
         return service.record(session, eval_id, token, answers, plan.references, plan.grader)
 
 
-def _fail(eval_id: str, code: str, message: str) -> None:
+def _fail(eval_id: str, token: str, code: str, message: str) -> None:
     with session_scope() as session:
-        service.fail_by_id(session, eval_id, code, message)
+        service.fail_by_id(session, eval_id, code, message, token=token)
 
 
 @celery_app.task(name="evals.sweep")
@@ -98,6 +104,5 @@ def sweep() -> int:
     """Run again the evals whose worker died (lease lapsed, nothing stored lately)."""
     with session_scope() as session:
         stale = service.requeue_stale(session)
-    for eval_id in stale:
-        run.delay(eval_id)
+    relay_now()
     return len(stale)

@@ -1,14 +1,17 @@
-"""idempotency.purge (beat): drop Idempotency-Key responses older than 24 hours."""
+"""idempotency.purge (beat): expired Idempotency-Key responses and week-old task counters."""
 
 from __future__ import annotations
 
 from services.worker.celery_app import celery_app
+from shared.attempts import service as attempts
 from shared.db import session_scope
 from shared.idempotency import service
 
 
 @celery_app.task(name="idempotency.purge")
 def purge() -> int:
-    """Delete expired keys; how many."""
+    """Delete expired keys and stale delivery counters; how many keys."""
     with session_scope() as session:
-        return service.purge_expired(session)
+        purged = service.purge_expired(session)
+        attempts.purge_stale(session)
+        return purged

@@ -8,6 +8,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from shared.models import LocalCheckpoint, LocalRun, LocalRunEvent
+from shared.pagination import paginate
 
 ACTIVE = ("queued", "running")
 
@@ -34,16 +35,13 @@ def by_fine_tuned_model(session: Session, name: str) -> LocalRun | None:
 
 def page(session: Session, after: str | None, limit: int) -> tuple[list[LocalRun], bool]:
     """Runs newest first (ids sort by creation time), after the run id `after`."""
-    query = select(LocalRun).order_by(LocalRun.id.desc()).limit(limit + 1)
-    if after:
-        query = query.where(LocalRun.id < after)
-    rows = list(session.scalars(query))
-    return rows[:limit], len(rows) > limit
+    return paginate(session, select(LocalRun), LocalRun.id, limit=limit, after=after or None)
 
 
 def active(session: Session) -> list[LocalRun]:
-    """Runs that are queued or running."""
-    return list(session.scalars(select(LocalRun).where(LocalRun.status.in_(ACTIVE))))
+    """Runs that are queued or running, locked; those another sweep holds are skipped."""
+    query = select(LocalRun).where(LocalRun.status.in_(ACTIVE)).with_for_update(skip_locked=True)
+    return list(session.scalars(query))
 
 
 def add(session: Session, row: LocalRun | LocalRunEvent | LocalCheckpoint) -> None:

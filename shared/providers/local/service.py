@@ -239,6 +239,15 @@ def stop(session: Session, run_id: str, owner: str, status: str, message: str, c
     _finish(session, run, status, [Event(message, level=level)])
 
 
+def fail_by_id(session: Session, run_id: str, code: str, message: str) -> None:
+    """Fail an unfinished run whoever holds it (the job fails on its next sync)."""
+    run = repository.lock(session, run_id)
+    if run is None or run.status in TERMINAL:
+        return
+    run.error_code, run.error_message = code, message
+    _finish(session, run, "failed", [Event(message, level="error")])
+
+
 def _finish(session: Session, run: LocalRun, status: str, events: list[Event]) -> None:
     run.status, run.finished_at, run.lease_owner = status, utcnow(), None
     add_events(session, run.id, events)
