@@ -59,16 +59,19 @@ class Idempotency:
         service.store(session, owner, self.key, self.fingerprint, stored)
 
 
+IdempotencyKeyHeader = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        description="retry-safe creation: the same key and body replay the first response",
+    ),
+]
+
+
 def get_idempotency(
     request: Request,
     team: TeamDep,
-    idempotency_key: Annotated[
-        str | None,
-        Header(
-            alias="Idempotency-Key",
-            description="retry-safe creation: the same key and body replay the first response",
-        ),
-    ] = None,
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> Idempotency:
     """The request's idempotency key, scoped to the caller's team."""
     return Idempotency(request, team.id, idempotency_key)
@@ -77,13 +80,7 @@ def get_idempotency(
 def get_admin_idempotency(
     request: Request,
     _: AdminDep,
-    idempotency_key: Annotated[
-        str | None,
-        Header(
-            alias="Idempotency-Key",
-            description="retry-safe creation: the same key and body replay the first response",
-        ),
-    ] = None,
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> Idempotency:
     """The request's idempotency key, scoped to the admin (one namespace for all teams)."""
     return Idempotency(request, None, idempotency_key)

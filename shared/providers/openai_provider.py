@@ -7,7 +7,7 @@ key. Every call is counted in `ftq_provider_calls_total{provider, operation, out
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -157,39 +157,30 @@ class OpenAIProvider(ProviderBase):
     def events_after(self, provider_job_id: str, cursor: str | None) -> list[ProviderEvent]:
         """Walk the newest-first event list back to the cursor; return the new ones oldest first."""
         fresh: list[ProviderEvent] = []
-        after: str | None = None
-        while True:
-            kwargs: dict[str, Any] = {"limit": EVENT_PAGE}
-            if after:
-                kwargs["after"] = after
-            page = self._call(
-                "list_events", self.client.fine_tuning.jobs.list_events, provider_job_id, **kwargs
-            )
-            for event in page.data:
-                if event.id == cursor:
-                    return list(reversed(fresh))
-                fresh.append(to_event(event))
-            if not page.has_more or not page.data:
-                return list(reversed(fresh))
-            after = page.data[-1].id
+        events = self.client.fine_tuning.jobs.list_events
+        for event in self._every("list_events", events, provider_job_id):
+            if event.id == cursor:
+                break
+            fresh.append(to_event(event))
+        return list(reversed(fresh))
 
     def list_checkpoints(self, provider_job_id: str) -> list[ProviderCheckpoint]:
         """Every checkpoint of a job (OpenAI keeps the last few), oldest first."""
-        found: list[ProviderCheckpoint] = []
+        listed = self.client.fine_tuning.jobs.checkpoints.list
+        found = [to_checkpoint(c) for c in self._every("list_checkpoints", listed, provider_job_id)]
+        return sorted(found, key=lambda c: c.step_number)
+
+    def _every(self, operation: str, method: Callable[..., Any], *args: Any) -> Iterator[Any]:
+        """Every item of a cursor-paged list, page by page (stop early by not asking for more)."""
         after: str | None = None
         while True:
             kwargs: dict[str, Any] = {"limit": EVENT_PAGE}
             if after:
                 kwargs["after"] = after
-            page = self._call(
-                "list_checkpoints",
-                self.client.fine_tuning.jobs.checkpoints.list,
-                provider_job_id,
-                **kwargs,
-            )
-            found.extend(to_checkpoint(item) for item in page.data)
+            page = self._call(operation, method, *args, **kwargs)
+            yield from page.data
             if not page.has_more or not page.data:
-                return sorted(found, key=lambda c: c.step_number)
+                return
             after = page.data[-1].id
 
     def cancel_job(self, provider_job_id: str) -> ProviderJob:
