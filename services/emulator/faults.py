@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -52,6 +53,9 @@ class Faults(BaseModel):
     fail_jobs_with: FailWith | None = None
     reject_files: bool = False
     seed: int | None = None
+    # The live API's quirk (OPENAI.md): a job that has not failed carries `error` as an object
+    # of nulls or as `{}`, where the API description and the SDK's types say null.
+    live_error_shape: Literal["nulls", "empty"] | None = None
 
 
 @dataclass

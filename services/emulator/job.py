@@ -263,7 +263,7 @@ class Job:
             "object": "fine_tuning.job",
             "id": self.id,
             "created_at": int(self.created_real),
-            "error": self.error or {"code": None, "message": None, "param": None},
+            "error": self.error or None,
             "fine_tuned_model": self.model_name if self.terminal == "succeeded" else None,
             "finished_at": self.finished_at,
             "hyperparameters": _top_level_hyper(spec.method_type, hyper),

@@ -319,8 +319,12 @@ class EmulatorState:
         return job
 
     def _job_dict(self, job: Job) -> dict[str, Any]:
-        """A job as JSON."""
-        return job.to_dict(self.speed)
+        """A job as JSON (`error` null until it fails, or the live API's shape when switched on)."""
+        shown = job.to_dict(self.speed)
+        quirk = self.faults.live_error_shape
+        if quirk is not None and shown["error"] is None:
+            shown["error"] = {} if quirk == "empty" else dict.fromkeys(("code", "message", "param"))
+        return shown
 
     def job(self, job_id: str) -> dict[str, Any]:
         """`GET /v1/fine_tuning/jobs/{id}`."""

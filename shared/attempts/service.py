@@ -39,12 +39,14 @@ def _failers() -> dict[str, tuple[str, Failer]]:
     from shared.evals import service as evals
     from shared.jobs import service as jobs
     from shared.providers.local import service as local
+    from shared.webhooks import service as webhooks
 
     return {
         "ftj": ("job", jobs.fail_by_id),
         "ds": ("dataset", datasets.fail_validation),
         "ev": ("eval", evals.fail_by_id),
         "lft": ("local run", local.fail_by_id),
+        "whd": ("webhook delivery", webhooks.fail_by_id),
     }
 
 

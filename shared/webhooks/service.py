@@ -374,6 +374,15 @@ def deliver(session: Session, delivery_id: str, dispatcher: Dispatcher | None = 
     return delivery.status if delivery else None
 
 
+def fail_by_id(session: Session, delivery_id: str, code: str, message: str) -> None:
+    """Give up on a delivery whose sends keep killing the worker; a finished one stays as is."""
+    delivery = session.get(WebhookDelivery, delivery_id, with_for_update=True)
+    if delivery is None or delivery.status != "pending":
+        return
+    _give_up(delivery, f"{code}: {message}"[:1000])
+    session.flush()
+
+
 def _give_up(delivery: WebhookDelivery, reason: str) -> None:
     delivery.status = "failed"
     delivery.next_attempt_at = None

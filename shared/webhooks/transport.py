@@ -30,6 +30,7 @@ replacing their private `_pool`.
 from __future__ import annotations
 
 import ipaddress
+import logging
 import math
 import ssl
 import threading
@@ -56,6 +57,8 @@ from shared.webhooks.ssrf import (
     UnresolvableHost,
     check_target,
 )
+
+log = logging.getLogger(__name__)
 
 SNIPPET_CHARS = 500
 _SNIPPET_BYTES = 4 * SNIPPET_CHARS
@@ -530,8 +533,19 @@ class AsyncWebhookSender:
         self._connections = _AsyncConnections(ssl_context, keepalive_expiry, max_connections)
 
     async def send(self, url: str, body: bytes, headers: Mapping[str, str]) -> SendResult:
-        """POST `body` to `url`; network problems come back as a failed result, never raised."""
+        """POST `body` to `url`; any failure comes back as a failed result, never raised."""
         started = time.perf_counter()
+        try:
+            return await self._send(url, body, headers, started)
+        except Exception as exc:
+            # One receiver's odd answer must not lose the results of the rest of its batch.
+            log.exception("webhook send to an endpoint failed unexpectedly")
+            return _failure(started, f"internal error ({type(exc).__name__})")
+
+    async def _send(
+        self, url: str, body: bytes, headers: Mapping[str, str], started: float
+    ) -> SendResult:
+        """The checked, slot-bounded send that `send` guards."""
         try:
             target = await self._check(url)
         except InvalidWebhookURL as exc:
@@ -656,7 +670,8 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
         return float(value)
     try:
         when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
+        # A date with an absurd year overflows a C long inside the parser.
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)

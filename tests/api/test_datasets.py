@@ -129,3 +129,21 @@ def test_delete_removes_row_and_file(client: TestClient) -> None:
     assert client.delete(f"/v1/datasets/{dataset['id']}", headers=auth(team)).status_code == 204
     assert client.get(f"/v1/datasets/{dataset['id']}", headers=auth(team)).status_code == 404
     assert _blob_files(team) == []
+
+
+@pytest.mark.parametrize("name", ["数据.jsonl", 'evil".jsonl; filename="x.sh', "plain.jsonl"])
+def test_download_names_the_file_safely_for_any_name(client: TestClient, name: str) -> None:
+    import re
+    from urllib.parse import unquote
+
+    team = create_team(client)
+    dataset = upload(client, team, chat_jsonl(12), name=name).json()
+    download = client.get(f"/v1/datasets/{dataset['id']}/content", headers=auth(team))
+    assert download.status_code == 200, download.text
+    found = re.fullmatch(
+        r'attachment; filename="([^"\\]*)"; filename\*=UTF-8\'\'([^;"\s]+)',
+        download.headers["content-disposition"],
+    )
+    assert found, download.headers["content-disposition"]
+    assert unquote(found[2]) == name, "filename*= carries the exact name"
+    assert found[1].isascii() and ";" not in found[1], "the fallback injects no parameter"

@@ -182,7 +182,7 @@ def test_job_walks_to_success_with_events_checkpoints_and_results(client: openai
     )
     assert re.fullmatch(r"ftjob-[A-Za-z0-9]{24}", job.id)
     assert job.status == "validating_files" and job.model == "gpt-4o-mini-2024-07-18"
-    assert job.hyperparameters.n_epochs == "auto" and job.error and job.error.code is None
+    assert job.hyperparameters.n_epochs == "auto" and job.error is None
     seen = {wait_for(client, job.id, {"queued", "running", "succeeded"}).status}
     done = wait_for(client, job.id, {"succeeded", "failed", "cancelled"})
     elapsed = time.monotonic() - started
@@ -193,7 +193,7 @@ def test_job_walks_to_success_with_events_checkpoints_and_results(client: openai
     assert name and name["suffix"] == "demo"
     assert (done.hyperparameters.n_epochs, done.hyperparameters.batch_size) == (5, 1)
     assert done.trained_tokens and done.trained_tokens > 0 and done.finished_at
-    assert done.error and done.error.code is None and done.error.message is None
+    assert done.error is None, "a job that has not failed has error: null"
     events = list(client.fine_tuning.jobs.list_events(done.id, limit=100))
     oldest_first = [e.message for e in reversed(events)]
     expected = expected_messages(done, 100, [60, 80], valid=True)
@@ -737,3 +737,20 @@ def test_concurrent_clients_are_consistent(
     assert len({job.id for job in client.fine_tuning.jobs.list(limit=100)}) == 40
     without = raw(server, "GET", "/v1/fine_tuning/jobs", params={"metadata": "null"}).json()
     assert len(without["data"]) == 20 and without["has_more"]
+
+
+@pytest.mark.parametrize(
+    ("shape", "expected"), [("nulls", dict.fromkeys(("code", "message", "param"))), ("empty", {})]
+)
+def test_live_error_shape_switch_and_ftqs_client_reads_it_as_no_error(
+    server: str, client: openai.OpenAI, control: EmulatorControl, shape: str, expected: Any
+) -> None:
+    from shared.providers.openai_provider import to_job
+
+    job = client.fine_tuning.jobs.create(model="gpt-4o-mini", training_file=chat_file(client))
+    assert client.fine_tuning.jobs.retrieve(job.id).error is None
+    control.faults(live_error_shape=shape)
+    wire = raw(server, "GET", f"/v1/fine_tuning/jobs/{job.id}").json()
+    assert wire["error"] == expected, "the live API's quirk, switched on"
+    reduced = to_job(client.fine_tuning.jobs.retrieve(job.id))
+    assert (reduced.error_code, reduced.error_message) == (None, None)

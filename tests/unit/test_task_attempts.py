@@ -169,3 +169,21 @@ def test_counters_untouched_for_a_week_are_purged(session: Session) -> None:
     assert attempts.purge_stale(session) >= 1
     assert session.get(TaskAttempt, "old:0") is None
     assert session.get(TaskAttempt, "new:0") is not None
+
+
+def test_a_refused_webhook_delivery_fails_and_the_sweep_leaves_it(session: Session) -> None:
+    from shared.webhooks import service as webhooks
+    from shared.webhooks.schemas import WebhookEndpointCreate
+
+    team, _ = team_row(session, f"crash-{uuid.uuid4().hex[:8]}")
+    webhooks.create_endpoint(session, team, WebhookEndpointCreate(url="http://127.0.0.1:9/h"))
+    event_id = webhooks.emit(session, team.id, "job.failed", {"id": "x"})
+    delivery = session.scalars(
+        select(WebhookDelivery).where(WebhookDelivery.event_id == event_id)
+    ).one()
+    assert delivery.id.startswith("whd_")
+    attempts.refuse(session, "webhooks.deliver", (delivery.id,), 4)
+    assert delivery.status == "failed"
+    assert CRASH_LOOP_CODE in (delivery.last_error or "")
+    assert "for this webhook delivery died 3 times" in (delivery.last_error or "")
+    assert delivery.id not in {c.id for c in webhooks.claim_batch(session)}

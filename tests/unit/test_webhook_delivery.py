@@ -293,3 +293,49 @@ def test_every_attempt_is_counted_in_prometheus(
     _come_due(session, delivery)
     service.deliver(session, delivery.id, dispatcher)
     assert (count("500"), count("success")) == (before[0] + 1, before[1] + 1)
+
+
+def test_a_poisoned_retry_after_fails_only_its_own_send_and_the_batch_is_recorded(
+    session: Session, receiver: WebhookReceiver, dispatcher: Dispatcher
+) -> None:
+    poisoned = WebhookReceiver().start()
+    try:
+        poisoned.status_code = 503
+        poisoned.reply_headers = {"retry-after": "Fri, 31 Dec 99999999999999999999 23:59:59 GMT"}
+        team, good_endpoint, _ = _register(session, receiver.url)
+        bad_endpoint, _ = service.create_endpoint(
+            session, team, WebhookEndpointCreate(url=poisoned.url)
+        )
+        event_id = service.emit(session, team.id, "job.failed", {"id": "x"})
+        claimed = service.claim_batch(session)
+        results = service.send_batch(claimed, dispatcher)
+        service.record_batch(session, claimed, results)
+    finally:
+        poisoned.stop()
+    by_endpoint = {
+        d.endpoint_id: d
+        for d in session.scalars(
+            select(WebhookDelivery).where(WebhookDelivery.event_id == event_id)
+        )
+    }
+    good, bad = by_endpoint[good_endpoint.id], by_endpoint[bad_endpoint.id]
+    assert (good.status, good.attempts) == ("succeeded", 1)
+    assert (bad.status, bad.attempts, bad.last_status_code) == ("pending", 1, 503)
+    assert 0 < _wait_seconds(bad) <= 24 * 3600, (
+        "an unreadable Retry-After falls back to the schedule"
+    )
+
+
+def test_a_send_that_raises_is_that_sends_failed_attempt(
+    session: Session, receiver: WebhookReceiver, dispatcher: Dispatcher, monkeypatch: Any
+) -> None:
+    team, _, _ = _register(session, receiver.url)
+    delivery = _delivery(session, service.emit(session, team.id, "job.failed", {"id": "x"}))
+
+    async def broken(*_: object) -> SendResult:
+        raise OverflowError("boom")
+
+    monkeypatch.setattr(dispatcher._sender, "_post", broken)
+    assert service.deliver(session, delivery.id, dispatcher) == "pending"
+    assert delivery.attempts == 1
+    assert delivery.last_error == "internal error (OverflowError)"

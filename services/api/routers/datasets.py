@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from services.api.deps import AfterQuery, LimitQuery, SessionDep, TeamDep
+from services.api.downloads import attachment
 from services.api.idempotency import IdempotencyDep
 from services.api.uow import commit
 from services.api.uploads import ParsedUpload, receive_upload
@@ -104,7 +105,7 @@ def download_dataset(dataset_id: str, session: SessionDep, team: TeamDep) -> Str
     return StreamingResponse(
         get_blob_store().iter_bytes(dataset.blob_key),
         media_type="application/jsonl",
-        headers={"content-disposition": f'attachment; filename="{dataset.name}"'},
+        headers=attachment(dataset.name),
     )
 
 

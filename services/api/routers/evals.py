@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 
 from services.api.deps import AfterQuery, LimitQuery, SessionDep, TeamDep
+from services.api.downloads import attachment
 from services.api.idempotency import IdempotencyDep
 from services.api.uow import commit
 from shared.evals import service
@@ -56,5 +57,5 @@ def download_items(
     return Response(
         body,
         media_type="application/x-ndjson",
-        headers={"content-disposition": f'attachment; filename="{eval_id}-items.jsonl"'},
+        headers=attachment(f"{eval_id}-items.jsonl"),
     )

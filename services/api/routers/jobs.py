@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Response, status
 from fastapi.responses import StreamingResponse
 
 from services.api.deps import AfterQuery, LimitQuery, SessionDep, TeamDep
+from services.api.downloads import attachment
 from services.api.idempotency import IdempotencyDep
 from services.api.uow import commit
 from shared.jobs import service
@@ -116,5 +117,5 @@ def download_result_file(job_id: str, session: SessionDep, team: TeamDep) -> Str
     return StreamingResponse(
         get_blob_store().iter_bytes(key),
         media_type="text/csv",
-        headers={"content-disposition": f'attachment; filename="{job.id}-results.csv"'},
+        headers=attachment(f"{job.id}-results.csv"),
     )

@@ -1,0 +1,17 @@
+"""Content-Disposition for downloads: RFC 6266 `filename*=` with a plain ASCII fallback."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import quote
+
+_UNSAFE_FALLBACK = re.compile(r'[^A-Za-z0-9._ -]|["\\]')
+
+
+def attachment(filename: str) -> dict[str, str]:
+    """The header that names a download, safe for any name (quotes, non-Latin-1, controls)."""
+    fallback = _UNSAFE_FALLBACK.sub("_", filename).strip() or "download"
+    encoded = quote(filename, safe="")
+    return {
+        "content-disposition": f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{encoded}"
+    }
