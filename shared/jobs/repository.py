@@ -19,6 +19,7 @@ from shared.models import (
     JobMetric,
     ProviderCapacity,
     ProviderSweep,
+    Team,
 )
 from shared.pagination import paginate
 from shared.timeutil import as_utc, utcnow
@@ -34,6 +35,14 @@ def get_for_team(session: Session, team_id: str, job_id: str) -> Job | None:
 def lock(session: Session, job_id: str) -> Job | None:
     """A job row locked for update."""
     return session.scalar(select(Job).where(Job.id == job_id).with_for_update())
+
+
+def lock_team_admission(session: Session, team_id: str) -> None:
+    """Serialise a team's job creations so its quota and budget checks see each other's jobs.
+
+    FOR NO KEY UPDATE: rows that merely reference the team (its deliveries, keys) still insert.
+    """
+    session.execute(select(Team.id).where(Team.id == team_id).with_for_update(key_share=True))
 
 
 def list_for_team(

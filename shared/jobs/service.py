@@ -50,6 +50,8 @@ def create(session: Session, team: Team, data: JobCreate) -> Job:
         if data.validation_dataset
         else None
     )
+    # Counts are plain reads under READ COMMITTED: without this lock parallel creates all pass.
+    repository.lock_team_admission(session, team.id)
     if repository.count_active(session, team.id) >= team.max_active_jobs:
         raise QuotaExceeded(
             f"team has {team.max_active_jobs} unfinished jobs, its max_active_jobs; "

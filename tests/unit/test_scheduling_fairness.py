@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import pytest
-from sqlalchemy import delete, func, select
+from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.orm import Session
 
 from shared.db import get_sessionmaker
@@ -189,3 +189,72 @@ def test_concurrent_schedulers_never_hand_out_a_slot_twice(
             db.commit()
         monkeypatch.undo()
         reset_settings()
+
+
+def test_parallel_creates_across_teams_at_their_limit_never_pass_max_active_jobs(
+    engine: Engine,
+) -> None:
+    """64 creates at once from four teams allowed two unfinished jobs each: eight jobs in all."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from shared.errors import QuotaExceeded
+    from shared.jobs.schemas import JobCreate
+
+    make, tag = get_sessionmaker(), uuid.uuid4().hex[:8]
+    with make() as db:
+        first_outbox = db.scalar(select(func.coalesce(func.max(OutboxMessage.id), 0)))
+        teams = [team_row(db, f"limit-{tag}-{n}")[0] for n in range(4)]
+        datasets = {}
+        for team in teams:
+            team.max_active_jobs = 2
+            dataset = _validating_dataset(team)
+            db.add(dataset)
+            datasets[team.id] = dataset.id
+        db.commit()
+        team_ids = [team.id for team in teams]
+    barrier = threading.Barrier(64)
+
+    def create(team_id: str) -> str:
+        barrier.wait(30)
+        with make() as db:
+            team = db.get(Team, team_id)
+            assert team is not None
+            request = JobCreate(model=MODEL, training_dataset=datasets[team_id])
+            try:
+                service.create(db, team, request)
+            except QuotaExceeded as refused:
+                assert refused.code == "max_active_jobs"
+                return "refused"
+            db.commit()
+            return "created"
+
+    try:
+        with ThreadPoolExecutor(max_workers=64) as pool:
+            outcomes = list(pool.map(create, [t for t in team_ids for _ in range(16)]))
+        assert outcomes.count("created") == 8, outcomes
+        with make() as db:
+            per_team = db.execute(
+                select(Job.team_id, func.count())
+                .where(Job.team_id.in_(team_ids))
+                .group_by(Job.team_id)
+            ).all()
+        assert sorted(count for _, count in per_team) == [2, 2, 2, 2]
+    finally:
+        with make() as db:
+            db.execute(delete(Team).where(Team.id.in_(team_ids)))
+            db.execute(delete(OutboxMessage).where(OutboxMessage.id > first_outbox))
+            db.commit()
+
+
+def _validating_dataset(team: Team) -> Dataset:
+    return Dataset(
+        id=new_id("ds"),
+        team_id=team.id,
+        name="d.jsonl",
+        purpose="fine-tune",
+        bytes=10,
+        sha256=new_id("sha"),
+        blob_key="x",
+        status="validating",
+        provider_files={},
+    )
