@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from shared.db import get_engine
 from shared.jobs.schemas import ACTIVE_STATUSES, SLOT_STATUSES
 from shared.models import (
     Dataset,
@@ -35,6 +38,44 @@ def get_for_team(session: Session, team_id: str, job_id: str) -> Job | None:
 def lock(session: Session, job_id: str) -> Job | None:
     """A job row locked for update."""
     return session.scalar(select(Job).where(Job.id == job_id).with_for_update())
+
+
+_TRY_LOCK = text("SELECT pg_try_advisory_lock(hashtextextended(:key, 0))")
+_UNLOCK = text("SELECT pg_advisory_unlock(hashtextextended(:key, 0))")
+_held_here: set[str] = set()
+_held_guard = threading.Lock()
+
+
+@contextmanager
+def submission_lock(job_id: str) -> Iterator[bool]:
+    """Whether this worker alone submits `job_id` now (held across the provider calls).
+
+    A Postgres advisory lock on its own connection: it outlives the short transactions of the
+    submission and is freed when a killed worker's connection drops. SQLite (the embedded mode,
+    one process) uses an in-process lock instead.
+    """
+    engine = get_engine()
+    if engine.dialect.name != "postgresql":
+        with _held_guard:
+            acquired = job_id not in _held_here
+            _held_here.add(job_id)
+        try:
+            yield acquired
+        finally:
+            if acquired:
+                with _held_guard:
+                    _held_here.discard(job_id)
+        return
+    key = {"key": f"ftq.jobs.submit:{job_id}"}
+    with engine.connect() as connection:
+        acquired = bool(connection.scalar(_TRY_LOCK, key))
+        connection.commit()
+        try:
+            yield acquired
+        finally:
+            if acquired:
+                connection.scalar(_UNLOCK, key)
+                connection.commit()
 
 
 def lock_team_admission(session: Session, team_id: str) -> None:

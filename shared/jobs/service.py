@@ -472,6 +472,15 @@ def record_submission(session: Session, job_id: str, provider_job: ProviderJob) 
     job = repository.lock(session, job_id)
     if job is None:
         return False
+    if job.provider_job_id not in (None, provider_job.id):
+        # Compare-and-set: a second provider job for one ftq job is an orphan, never kept.
+        log.warning(
+            "job %s already has provider job %s; %s is an orphan and is cancelled",
+            job.id,
+            job.provider_job_id,
+            provider_job.id,
+        )
+        return False
     job.provider_job_id = provider_job.id
     job.provider_created_at = provider_job.created_at
     if job.status in TERMINAL_STATUSES:
@@ -481,6 +490,18 @@ def record_submission(session: Session, job_id: str, provider_job: ProviderJob) 
     job.poll_interval_seconds = get_settings().poll_interval_seconds
     _set_status(session, job, "submitted", f"Submitted to {job.provider} as {provider_job.id}")
     return True
+
+
+def unrecorded_submission(session: Session, job_id: str) -> str | None:
+    """The provider of a finished job that may have a provider job ftq never stored, else None.
+
+    A team cancels while the job uploads and the worker dies after the provider's create: the
+    redelivered submit must find that provider job and cancel it.
+    """
+    job = session.get(Job, job_id)
+    if job is None or job.status not in TERMINAL_STATUSES or job.provider_job_id is not None:
+        return None
+    return job.provider if job.submit_attempts > 0 else None
 
 
 def fail_by_id(session: Session, job_id: str, code: str, message: str) -> None:

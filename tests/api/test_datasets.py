@@ -51,6 +51,12 @@ def test_same_bytes_return_the_existing_dataset(client: TestClient) -> None:
         (b'{"messages": []}\n\xff\xfe oops\n', 422, "invalid_jsonl", "line 2: not UTF-8"),
         (b'{"messages": []}\n{"messages": [}\n', 422, "invalid_jsonl", "line 2: not JSON"),
         (b"[1, 2]\n", 422, "invalid_jsonl", "line 1: a JSON list"),
+        (
+            b'{"messages": []}\n' + b"[" * 100_000 + b"]" * 100_000 + b"\n",
+            422,
+            "invalid_jsonl",
+            "line 2: not JSON (depth limit exceeded",
+        ),
         (b"\n\n", 422, "empty_file", "no examples"),
         (b"", 400, "empty_file", "empty"),
     ],
@@ -68,6 +74,22 @@ def test_bad_files_are_refused_with_line_numbers_and_leave_nothing(
     assert fragment in error["message"]
     assert _blob_files(team) == before
     assert client.get("/v1/datasets", headers=auth(team)).json()["data"] == []
+
+
+def test_a_line_over_the_line_limit_is_named_and_never_held_whole(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from shared.datasets import jsonl
+
+    monkeypatch.setattr(jsonl, "MAX_LINE_BYTES", 1024 * 1024)
+    team = create_team(client)
+    long_line = b'{"messages": [{"role": "user", "content": "' + b"x" * 3_000_000 + b'"}]}\n'
+    response = upload(client, team, chat_jsonl(12) + long_line + b"[1]\n")
+    assert response.status_code == 422, response.text
+    message = response.json()["error"]["message"]
+    assert "line 13: longer than 1 MiB" in message
+    assert "line 14: a JSON list" in message, "lines after the long one keep their numbers"
+    assert _blob_files(team) == []
 
 
 def test_file_over_the_size_limit_is_413_and_no_partial_blob(

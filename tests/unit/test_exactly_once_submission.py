@@ -261,3 +261,89 @@ def test_a_killed_worker_process_rerun_creates_one_provider_job(
         assert rerun.stdout.decode().strip() == stored.provider_job_id
     assert fresh_emulator.control.stats()["jobs_created"] == 1
     engine.dispose()
+
+
+def test_two_concurrent_submits_of_one_job_create_one_provider_job_and_one_file(
+    engine: Any, monkeypatch: pytest.MonkeyPatch, fresh_emulator: Emulator
+) -> None:
+    """Two deliveries run at once against a provider taking 0.3 s a create (committed rows)."""
+    import threading
+
+    from sqlalchemy import delete
+
+    from shared.db import get_sessionmaker
+    from shared.models import Team
+
+    make = get_sessionmaker()
+    with make() as db:
+        team, _ = team_row(db, f"twin-{os.urandom(3).hex()}")
+        job_id = admitted_job(db, team, ready_dataset(db, team)).id
+        db.commit()
+        team_id = team.id
+    provider = fresh_emulator.provider()
+    monkeypatch.setattr(tasks, "get_provider", lambda name: provider)
+    monkeypatch.setattr(tasks, "relay_now", lambda: 0)
+    fresh_emulator.control.faults(latency_ms=300, only=[CREATE, UPLOAD])
+    barrier = threading.Barrier(2)
+    results: list[str | None] = []
+
+    def deliver() -> None:
+        barrier.wait(10)
+        results.append(tasks.submit_once(job_id))
+
+    try:
+        threads = [threading.Thread(target=deliver) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        stats = fresh_emulator.control.stats()
+        assert (stats["jobs_created"], stats["files_created"]) == (1, 1), stats
+        with make() as db:
+            stored = db.get(Job, job_id)
+            assert stored is not None and stored.status == "submitted"
+            assert [r for r in results if r] == [stored.provider_job_id]
+    finally:
+        with make() as db:
+            db.execute(delete(Team).where(Team.id == team_id))
+            db.commit()
+
+
+def test_a_cancel_while_uploading_then_a_dead_worker_leaves_no_provider_job_running(
+    session: Session, monkeypatch: pytest.MonkeyPatch, fresh_emulator: Emulator
+) -> None:
+    run_worker_in(session, monkeypatch, fresh_emulator)
+    job = _job(session)
+    provider = tasks.get_provider("emulator")
+    real_create = provider.create_job
+
+    def cancelled_then_die(spec: Any) -> Any:
+        real_create(spec)
+        service.set_status(session, job, "cancelled", "Job cancelled at the team's request")
+        raise WorkerKilled
+
+    monkeypatch.setattr(provider, "create_job", cancelled_then_die)
+    with pytest.raises(WorkerKilled):
+        tasks.submit_once(job.id)
+    monkeypatch.setattr(provider, "create_job", real_create)
+    orphan = provider.find_job(job.id)
+    assert orphan is not None and orphan.status != "cancelled"
+    assert tasks.submit_once(job.id) is None, "the redelivered submit creates nothing"
+    assert provider.get_job(orphan.id).status == "cancelled"
+    assert fresh_emulator.control.stats()["jobs_created"] == 1
+
+
+def test_a_second_provider_job_for_a_stored_job_is_an_orphan_and_is_cancelled(
+    session: Session, monkeypatch: pytest.MonkeyPatch, fresh_emulator: Emulator
+) -> None:
+    run_worker_in(session, monkeypatch, fresh_emulator)
+    job = _job(session)
+    first = tasks.submit_once(job.id)
+    job.status = "uploading"  # as if a stale delivery still believed it was uploading
+    session.flush()
+    provider = tasks.get_provider("emulator")
+    monkeypatch.setattr(provider, "find_job", lambda ftq_job_id: None)
+    twin = tasks.submit_once(job.id)
+    assert twin is not None and twin != first
+    assert job.provider_job_id == first, "compare-and-set keeps the first provider job"
+    assert provider.get_job(twin).status == "cancelled"

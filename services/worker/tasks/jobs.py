@@ -42,6 +42,7 @@ MAX_SUBMIT_RETRIES = 8
 MAX_BACKOFF_SECONDS = 60.0
 MAX_RETRY_AFTER_SECONDS = 1800.0
 LIST_PAGE = 100
+PROVIDER_FINISHED = frozenset({"succeeded", "failed", "cancelled"})
 
 
 def backoff_seconds(retries: int, exc: ProviderRetryable) -> float:
@@ -101,10 +102,22 @@ def submit(self: Task, job_id: str) -> str | None:
 
 
 def submit_once(job_id: str) -> str | None:
-    """One attempt: find or upload the files, find or create the provider job, store its id."""
+    """One attempt, alone: two deliveries of one job's submit never both reach the provider."""
+    with repository.submission_lock(job_id) as alone:
+        if not alone:
+            log.info("submission of %s is already in progress in another worker", job_id)
+            return None
+        return _submit_locked(job_id)
+
+
+def _submit_locked(job_id: str) -> str | None:
+    """Find or upload the files, find or create the provider job, store its id."""
     with session_scope() as session:
         plan = service.begin_submission(session, job_id)
+        orphan_provider = service.unrecorded_submission(session, job_id) if plan is None else None
     if plan is None:
+        if orphan_provider is not None:
+            _cancel_orphan(get_provider(orphan_provider), job_id)
         return None
     provider = get_provider(plan.provider)
     training_file = ensure_uploaded(provider, plan.training)
@@ -147,6 +160,14 @@ def _cancel_quietly(provider: Provider, provider_job_id: str) -> None:
         provider.cancel_job(provider_job_id)
     except ProviderError as exc:
         log.warning("could not cancel %s: %s", provider_job_id, exc.message)
+
+
+def _cancel_orphan(provider: Provider, job_id: str) -> None:
+    """Cancel a provider job made for a job that finished before ftq stored its id."""
+    found = provider.find_job(job_id)
+    if found is not None and found.status not in PROVIDER_FINISHED:
+        log.warning("cancelling orphan provider job %s of finished job %s", found.id, job_id)
+        _cancel_quietly(provider, found.id)
 
 
 def _fail(job_id: str, code: str, message: str) -> None:
