@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import secrets
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 
 from cryptography.fernet import Fernet
@@ -47,3 +48,31 @@ def decrypt(token: str) -> str:
     """Decrypt a stored secret."""
     key = get_settings().secret_key.get_secret_value()
     return _fernet(key).decrypt(token.encode()).decode()
+
+
+# -- signing-secret rotation ------------------------------------------------------------------
+
+MAX_PREVIOUS_SECRETS = 5
+
+
+def after_rotation(
+    replaced: str, previous: list[dict[str, str]], now: datetime, overlap: timedelta
+) -> list[dict[str, str]]:
+    """The replaced (encrypted) secret joins the ones still in their overlap; expired ones go.
+
+    Each keeps its own overlap, so two rotations within a day drop nothing early. More than
+    MAX_PREVIOUS_SECRETS at once drops the oldest: signatures stay a bounded size.
+    """
+    kept = [entry for entry in previous if _expires(entry) > now]
+    kept.append({"secret": replaced, "expires_at": (now + overlap).isoformat()})
+    return kept[-MAX_PREVIOUS_SECRETS:]
+
+
+def overlapping(previous: list[dict[str, str]], now: datetime) -> list[str]:
+    """The (encrypted) replaced secrets that still sign, newest first."""
+    return [entry["secret"] for entry in reversed(previous) if _expires(entry) > now]
+
+
+def _expires(entry: dict[str, str]) -> datetime:
+    when = datetime.fromisoformat(entry["expires_at"])
+    return when if when.tzinfo else when.replace(tzinfo=UTC)

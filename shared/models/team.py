@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import Numeric, String
 from sqlalchemy.orm import Mapped, mapped_column
@@ -20,3 +21,5 @@ class Team(CreatedAtMixin, Base):
     max_active_jobs: Mapped[int] = mapped_column(default=10)
     monthly_budget_usd: Mapped[Decimal | None] = mapped_column(Numeric(12, 2), nullable=True)
     signing_secret_encrypted: Mapped[str] = mapped_column(String(400))
+    # Replaced signing secrets still in their overlap: [{"secret": encrypted, "expires_at": iso}].
+    previous_signing_secrets: Mapped[list[Any]] = mapped_column(default=list, server_default="[]")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ForeignKey, String
@@ -24,5 +23,5 @@ class WebhookEndpoint(CreatedAtMixin, Base):
     disabled: Mapped[bool] = mapped_column(default=False)
     disabled_reason: Mapped[str | None] = mapped_column(String(200), nullable=True)
     secret_encrypted: Mapped[str] = mapped_column(String(400))
-    previous_secret_encrypted: Mapped[str | None] = mapped_column(String(400), nullable=True)
-    previous_secret_expires_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    # Replaced secrets still in their overlap: [{"secret": encrypted, "expires_at": iso}].
+    previous_secrets: Mapped[list[Any]] = mapped_column(default=list, server_default="[]")

@@ -59,3 +59,10 @@ class TeamCreated(Team):
 
     api_key: ApiKeyCreated
     signing_secret: str
+
+
+class SigningSecretRotated(BaseModel):
+    """The team's new job-webhook signing secret, shown once; the old one signs until then."""
+
+    signing_secret: str
+    previous_valid_until: datetime

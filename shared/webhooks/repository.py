@@ -47,13 +47,15 @@ def endpoints_by_id(session: Session, ids: Iterable[str]) -> dict[str, WebhookEn
     return {row.id: row for row in rows}
 
 
-def team_secrets(session: Session, team_ids: Iterable[str]) -> dict[str, str]:
-    """The encrypted signing secret of each team."""
+def team_secrets(session: Session, team_ids: Iterable[str]) -> dict[str, tuple[str, list[Any]]]:
+    """The encrypted signing secret of each team, with its replaced ones still overlapping."""
     wanted = set(team_ids)
     if not wanted:
         return {}
-    query = select(Team.id, Team.signing_secret_encrypted).where(Team.id.in_(wanted))
-    return {team_id: secret for team_id, secret in session.execute(query)}
+    query = select(Team.id, Team.signing_secret_encrypted, Team.previous_signing_secrets).where(
+        Team.id.in_(wanted)
+    )
+    return {team_id: (secret, list(old or [])) for team_id, secret, old in session.execute(query)}
 
 
 def claim_due_deliveries(

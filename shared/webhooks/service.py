@@ -18,7 +18,7 @@ from shared.ids import new_id
 from shared.models import Job, Team, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from shared.observability.metrics import record_webhook_attempt
 from shared.outbox import enqueue
-from shared.security import decrypt, encrypt
+from shared.security import after_rotation, decrypt, encrypt, overlapping
 from shared.settings import get_settings
 from shared.timeutil import as_utc, utcnow
 from shared.webhooks import repository
@@ -110,8 +110,9 @@ def rotate_secret(session: Session, team: Team, endpoint_id: str) -> tuple[Webho
     """A new secret; the old one keeps signing alongside it for a day."""
     endpoint = get_endpoint(session, team, endpoint_id)
     secret = generate_secret()
-    endpoint.previous_secret_encrypted = endpoint.secret_encrypted
-    endpoint.previous_secret_expires_at = utcnow() + ROTATION_OVERLAP
+    endpoint.previous_secrets = after_rotation(
+        endpoint.secret_encrypted, list(endpoint.previous_secrets), utcnow(), ROTATION_OVERLAP
+    )
     endpoint.secret_encrypted = encrypt(secret)
     session.flush()
     return endpoint, secret
@@ -231,8 +232,8 @@ class _SecretBook:
     def secrets_for(self, delivery: WebhookDelivery) -> tuple[str, ...] | str:
         """The secrets to sign with, or why the delivery cannot be sent any more."""
         if delivery.destination == JOB_URL:
-            encrypted = self.teams.get(delivery.team_id)
-            return self._decrypted(delivery.team_id, encrypted) if encrypted else "team deleted"
+            team = self.teams.get(delivery.team_id)
+            return self._decrypted(delivery.team_id, *team) if team else "team deleted"
         endpoint = self.endpoints.get(delivery.endpoint_id or "")
         if endpoint is None:
             return "endpoint was deleted"
@@ -247,19 +248,17 @@ class _SecretBook:
         endpoint = self.endpoints.get(delivery.endpoint_id or "")
         return endpoint.url if endpoint is not None else delivery.url
 
-    def _decrypted(self, key: str, encrypted: str) -> tuple[str, ...]:
+    def _decrypted(self, key: str, encrypted: str, previous: list[Any]) -> tuple[str, ...]:
         if key not in self.cache:
-            self.cache[key] = (decrypt(encrypted),)
+            older = overlapping(previous, utcnow())
+            self.cache[key] = tuple(decrypt(secret) for secret in [encrypted, *older])
         return self.cache[key]
 
 
 def _endpoint_secrets(endpoint: WebhookEndpoint) -> tuple[str, ...]:
     """The current secret, plus the previous one during the rotation overlap."""
-    secrets = [decrypt(endpoint.secret_encrypted)]
-    expires = as_utc(endpoint.previous_secret_expires_at)
-    if endpoint.previous_secret_encrypted and expires and expires > utcnow():
-        secrets.append(decrypt(endpoint.previous_secret_encrypted))
-    return tuple(secrets)
+    previous = overlapping(list(endpoint.previous_secrets), utcnow())
+    return tuple(decrypt(secret) for secret in [endpoint.secret_encrypted, *previous])
 
 
 def send_batch(

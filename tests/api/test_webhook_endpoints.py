@@ -99,7 +99,7 @@ def test_rotate_secret_returns_a_new_secret_once(client: TestClient, session: Se
     assert new.startswith("whsec_") and new != endpoint["secret"]
     assert new not in client.get(path, headers=auth(team)).text
     stored = session.scalars(select(WebhookEndpoint)).one()
-    assert stored.previous_secret_encrypted is not None, "the old secret still signs for a day"
+    assert len(stored.previous_secrets) == 1, "the old secret still signs for a day"
 
 
 @pytest.mark.parametrize(
@@ -155,3 +155,13 @@ def test_unknown_event_type_is_422(client: TestClient) -> None:
     )
     assert response.status_code == 422
     assert response.json()["error"]["param"].startswith("events")
+
+
+def test_the_team_signing_secret_rotates_once_shown_and_never_again(client: TestClient) -> None:
+    team = create_team(client)
+    rotated = client.post("/v1/team/rotate-signing-secret", headers=auth(team))
+    assert rotated.status_code == 200, rotated.text
+    body = rotated.json()
+    assert body["signing_secret"].startswith("whsec_")
+    assert body["signing_secret"] != team["signing_secret"]
+    assert body["signing_secret"] not in client.get("/v1/team", headers=auth(team)).text

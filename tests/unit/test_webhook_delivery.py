@@ -194,7 +194,8 @@ def test_rotation_signs_with_both_secrets_until_the_overlap_ends(
     _, new = service.rotate_secret(session, team, endpoint.id)
     first = _delivery(session, service.emit(session, team.id, "job.running", {"id": "x"}))
     service.deliver(session, first.id, dispatcher)
-    endpoint.previous_secret_expires_at = utcnow() - timedelta(seconds=1)
+    past = (utcnow() - timedelta(seconds=1)).isoformat()
+    endpoint.previous_secrets = [{**old, "expires_at": past} for old in endpoint.previous_secrets]
     second = _delivery(session, service.emit(session, team.id, "job.running", {"id": "y"}))
     service.deliver(session, second.id, dispatcher)
     during, after = receiver.received
@@ -339,3 +340,32 @@ def test_a_send_that_raises_is_that_sends_failed_attempt(
     assert service.deliver(session, delivery.id, dispatcher) == "pending"
     assert delivery.attempts == 1
     assert delivery.last_error == "internal error (OverflowError)"
+
+
+def test_two_rotations_within_a_day_keep_every_replaced_secret_signing(
+    session: Session, receiver: WebhookReceiver, dispatcher: Dispatcher
+) -> None:
+    team, endpoint, original = _register(session, receiver.url)
+    _, second = service.rotate_secret(session, team, endpoint.id)
+    _, third = service.rotate_secret(session, team, endpoint.id)
+    delivery = _delivery(session, service.emit(session, team.id, "job.running", {"id": "x"}))
+    service.deliver(session, delivery.id, dispatcher)
+    (received,) = receiver.received
+    assert len(received.headers["webhook-signature"].split()) == 3
+    for secret in (original, second, third):
+        assert Webhook(secret).verify(received.body, received.headers)["data"] == {"id": "x"}
+
+
+def test_a_rotated_team_secret_signs_job_urls_alongside_the_old_one(
+    session: Session, receiver: WebhookReceiver, dispatcher: Dispatcher
+) -> None:
+    from shared.teams import service as teams
+
+    team, created = team_row(session, "rotating-team")
+    job = job_row(session, team, webhook_url=receiver.url)
+    rotated = teams.rotate_signing_secret(session, team)
+    event = service.emit(session, team.id, "job.succeeded", {"job_id": job.id}, job=job)
+    service.deliver(session, _delivery(session, event).id, dispatcher)
+    (received,) = receiver.received
+    for secret in (created.signing_secret, rotated.signing_secret):
+        assert Webhook(secret).verify(received.body, received.headers)["type"] == "job.succeeded"

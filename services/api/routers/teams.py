@@ -5,8 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from services.api.deps import SessionDep, TeamDep
+from services.api.uow import commit
 from shared.teams import service
-from shared.teams.schemas import Team
+from shared.teams.schemas import SigningSecretRotated, Team
 
 router = APIRouter(prefix="/v1", tags=["team"])
 
@@ -17,3 +18,11 @@ def read_team(team: TeamDep, session: SessionDep) -> Team:
     shown = Team.model_validate(team)
     shown.usage = service.usage(session, team)
     return shown
+
+
+@router.post("/team/rotate-signing-secret", response_model=SigningSecretRotated)
+def rotate_signing_secret(team: TeamDep, session: SessionDep) -> SigningSecretRotated:
+    """A new secret for jobs' own `webhook_url`; both sign for 24 hours (each rotation its own)."""
+    rotated = service.rotate_signing_secret(session, team)
+    commit(session)
+    return rotated
