@@ -14,12 +14,24 @@ from dataclasses import dataclass, replace
 from datetime import date
 from typing import Literal
 
-from shared.errors import BadRequest
+from shared.errors import BadRequest, Unprocessable
 
 Method = Literal["supervised", "dpo"]
 DataFormat = Literal["chat", "completion"]
 PRICES_ENV = "FTQ_TRAINING_PRICES"
+# Reported lifecycle facts (DESIGN.md, "Facts that shape it"):
+# - OpenAI takes no new fine-tuning jobs from any organisation after 2027-01-06 (refused already
+#   since 2026-05-07 for organisations that never fine-tuned, and since 2026-07-02 for those
+#   without fine-tuned inference in the last 60 days: those get a 403, `provider_unavailable`).
+# - OpenAI's 2026-10-14 deprecation notice retires gpt-4o-2024-08-06, gpt-4o-mini-2024-07-18,
+#   gpt-4.1-2025-04-14 and gpt-4.1-mini-2025-04-14, with their fine-tuned models, on 2027-01-14.
+# - OpenAI's hosted Evals shut down on 2026-11-30: ftq grades locally.
+# Azure OpenAI keeps fine-tuning and publishes its own retirements: no dates are assumed for it.
+OPENAI_JOBS_CLOSE = date(2027, 1, 6)
 SHUTDOWN_2027 = date(2027, 1, 14)
+OPENAI_EVALS_SHUTDOWN = date(2026, 11, 30)
+LIFECYCLE_SOURCE = "OpenAI's fine-tuning wind-down and its 2026-10-14 deprecation notice"
+RETIREMENT_WARNING_DAYS = 30
 
 
 @dataclass(frozen=True)
@@ -145,3 +157,55 @@ def get_model(name: str) -> ModelInfo:
 def list_models() -> list[ModelInfo]:
     """Every fine-tunable model, prices overrides applied."""
     return [get_model(info.name) for info in MODELS]
+
+
+@dataclass(frozen=True)
+class Lifecycle:
+    """When a provider stops taking new jobs for a model, and when the model stops serving."""
+
+    jobs_close: date | None
+    shutdown: date | None
+    source: str = ""
+
+    def closed(self, today: date) -> bool:
+        """Whether a new fine-tuning job for the model is refused on `today`."""
+        return any(day is not None and today >= day for day in (self.jobs_close, self.shutdown))
+
+
+class ModelClosed(Unprocessable):
+    """A model its provider takes no new fine-tuning jobs for."""
+
+    code = "model_closed"
+
+
+def lifecycle(name: str, provider: str) -> Lifecycle:
+    """The lifecycle of `name` at `provider` (only OpenAI's are known; others never close)."""
+    if provider != "openai":
+        return Lifecycle(None, None)
+    info = _BY_NAME.get(base_model_name(name))
+    shutdown = info.shutdown if info else None
+    return Lifecycle(OPENAI_JOBS_CLOSE, shutdown, LIFECYCLE_SOURCE)
+
+
+def check_open(name: str, provider: str, today: date, alternatives: list[str]) -> None:
+    """Refuse (422, naming the date and the open providers) a model that takes no new jobs."""
+    life = lifecycle(name, provider)
+    if life.closed(today):
+        day = min(d for d in (life.jobs_close, life.shutdown) if d is not None and today >= d)
+        choices = ", ".join(alternatives) or "none is configured on this server"
+        raise ModelClosed(
+            f"{provider} takes no new fine-tuning jobs for {name} since {day.isoformat()} "
+            f"({life.source}); open providers: {choices}",
+            param="model",
+        )
+
+
+def retirement_warning(name: str, provider: str, today: date) -> str | None:
+    """A warning when the model (and what was tuned from it) retires within 30 days."""
+    life = lifecycle(name, provider)
+    if life.shutdown is not None and (life.shutdown - today).days <= RETIREMENT_WARNING_DAYS:
+        return (
+            f"{name} and the models tuned from it stop serving at {provider} on "
+            f"{life.shutdown.isoformat()} ({life.source}); plan to move to another provider"
+        )
+    return None

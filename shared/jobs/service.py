@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from shared import catalog
 from shared.datasets import repository as datasets_repo
 from shared.datasets import service as datasets_service
 from shared.errors import Conflict, NotFound, QuotaExceeded, Unprocessable
@@ -29,7 +30,7 @@ from shared.jobs.schemas import Job as JobOut
 from shared.models import Dataset, Job, JobEvent, Team
 from shared.outbox import enqueue
 from shared.providers.base import JobSpec, ProviderEvent, ProviderJob
-from shared.providers.registry import check_configured
+from shared.providers.registry import check_configured, configured_providers
 from shared.settings import get_settings
 from shared.timeutil import as_utc, utcnow
 from shared.webhooks import service as webhooks
@@ -44,6 +45,8 @@ def create(session: Session, team: Team, data: JobCreate) -> Job:
     """Accept a job; it waits in `queued` until its datasets are valid and a slot is free."""
     provider = data.provider or get_settings().provider
     check_configured(provider)
+    others = [name for name in configured_providers() if name != provider]
+    catalog.check_open(data.model, provider, utcnow().date(), others)
     training = _usable(session, team, data.training_dataset, "training_dataset")
     validation = (
         _usable(session, team, data.validation_dataset, "validation_dataset")
@@ -92,6 +95,9 @@ def create(session: Session, team: Team, data: JobCreate) -> Job:
     )
     repository.add(session, job)
     add_event(session, job, f"Job created for model {job.model} on {provider}")
+    warning = catalog.retirement_warning(job.model, provider, utcnow().date())
+    if warning:
+        add_event(session, job, warning, level="warn")
     if validation is not None and data.validation_split is not None:
         add_event(
             session,
@@ -408,7 +414,14 @@ def job_payload(job: Job) -> dict[str, Any]:
         "provider_job_id": job.provider_job_id,
         "error": error,
         "metadata": job.job_metadata,
+        "warnings": _lifecycle_warnings(job),
     }
+
+
+def _lifecycle_warnings(job: Job) -> list[str]:
+    """What the team must know about the model's future, on the job's webhooks."""
+    warning = catalog.retirement_warning(job.model, job.provider, utcnow().date())
+    return [warning] if warning else []
 
 
 @dataclass(frozen=True)

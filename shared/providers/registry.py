@@ -133,3 +133,15 @@ def entra_token_provider() -> TokenProvider:
         ) from exc
     provider: TokenProvider = get_bearer_token_provider(DefaultAzureCredential(), ENTRA_SCOPE)
     return provider
+
+
+def configured_providers(settings: Settings | None = None) -> list[str]:
+    """The providers this server can send jobs to now."""
+    names = []
+    for name in PROVIDERS:
+        try:
+            check_configured(name, settings)
+        except Unprocessable:
+            continue
+        names.append(name)
+    return names

@@ -381,3 +381,32 @@ def test_lora_settings_are_refused_unless_the_provider_is_local(
     created = _create(client, team, training_dataset=dataset["id"], provider="local", method=body)
     assert created.status_code == 201, created.text
     assert created.json()["method"]["hyperparameters"]["lora_rank"] == 8
+
+
+def test_openai_jobs_after_the_wind_down_are_422_and_near_retirement_are_warned(
+    client: TestClient, session: Session, monkeypatch: Any
+) -> None:
+    from datetime import UTC, datetime
+
+    from shared.jobs import service as jobs
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-used")
+    team = create_team(client)
+    dataset = _ready_dataset(client, session, team)
+    monkeypatch.setattr(jobs, "utcnow", lambda: datetime(2027, 1, 7, tzinfo=UTC))
+    closed = _create(client, team, training_dataset=dataset["id"], provider="openai")
+    assert closed.status_code == 422, closed.text
+    error = closed.json()["error"]
+    assert (error["code"], error["param"]) == ("model_closed", "model")
+    assert "2027-01-06" in error["message"] and "emulator" in error["message"]
+    assert client.get("/v1/jobs", headers=auth(team)).json()["data"] == [], "nothing written"
+
+    monkeypatch.setattr(jobs, "utcnow", lambda: datetime(2026, 12, 20, tzinfo=UTC))
+    created = _create(client, team, training_dataset=dataset["id"], provider="openai")
+    assert created.status_code == 201, created.text
+    events = client.get(f"/v1/jobs/{created.json()['id']}/events", headers=auth(team)).json()
+    warned = [e for e in events["data"] if e["level"] == "warn"]
+    assert warned and "stop serving at openai on 2027-01-14" in warned[0]["message"]
+    job = session.get(Job, created.json()["id"])
+    assert job is not None
+    assert "2027-01-14" in jobs.job_payload(job)["warnings"][0], "the webhooks carry it"

@@ -85,3 +85,26 @@ def test_bad_price_override(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(PRICES_ENV, "[1, 2]")
     with pytest.raises(ValueError, match=PRICES_ENV):
         get_model("gpt-4o")
+
+
+def test_openai_takes_no_new_jobs_after_the_wind_down_and_says_where_to_go() -> None:
+    from shared.catalog import ModelClosed, check_open
+
+    check_open("gpt-4.1-nano-2025-04-14", "openai", date(2027, 1, 5), ["together"])
+    with pytest.raises(ModelClosed) as closed:
+        check_open("gpt-4.1-nano-2025-04-14", "openai", date(2027, 1, 6), ["together", "local"])
+    assert closed.value.status_code == 422 and closed.value.param == "model"
+    assert "since 2027-01-06" in closed.value.message
+    assert "open providers: together, local" in closed.value.message
+    for provider in ("azure-openai", "emulator", "local"):
+        check_open("gpt-4o-mini-2024-07-18", provider, date(2027, 6, 1), [])
+
+
+def test_a_model_retiring_within_30_days_is_warned_about_and_others_are_not() -> None:
+    from shared.catalog import retirement_warning
+
+    warning = retirement_warning("gpt-4o-mini", "openai", date(2026, 12, 20))
+    assert warning and "on 2027-01-14" in warning and "gpt-4o-mini" in warning
+    assert retirement_warning("gpt-4o-mini", "openai", date(2026, 12, 3)) is None, "42 days off"
+    assert retirement_warning("gpt-4.1-nano-2025-04-14", "openai", date(2026, 12, 20)) is None
+    assert retirement_warning("gpt-4o-mini", "azure-openai", date(2026, 12, 20)) is None
