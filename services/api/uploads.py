@@ -13,10 +13,13 @@ from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
 
-from shared.errors import BadRequest, PayloadTooLarge
+from shared.errors import BadRequest, PayloadTooLarge, Unprocessable
 from shared.storage import BlobStore, StoredBlob
 
 MAX_FIELD_BYTES = 64 * 1024
+MAX_HEADER_BYTES = 8 * 1024
+# Boundaries, part headers and the small form fields, on top of the file's own limit.
+MAX_OVERHEAD_BYTES = 256 * 1024
 
 
 @dataclass
@@ -74,9 +77,13 @@ class _FileSink:
 class _Collector:
     """Callbacks for python-multipart's streaming parser."""
 
-    def __init__(self, store: BlobStore, prefix: str, max_bytes: int) -> None:
+    def __init__(
+        self, store: BlobStore, prefix: str, max_bytes: int, allowed: frozenset[str]
+    ) -> None:
         self.store, self.prefix, self.max_bytes = store, prefix, max_bytes
+        self.allowed = allowed
         self.part = _Part()
+        self.header_bytes = 0
         self.header_field = bytearray()
         self.header_value = bytearray()
         self.sink: _FileSink | None = None
@@ -86,8 +93,8 @@ class _Collector:
     def callbacks(self) -> dict[str, Any]:
         return {
             "on_part_begin": self._begin,
-            "on_header_field": lambda d, s, e: self.header_field.extend(d[s:e]),
-            "on_header_value": lambda d, s, e: self.header_value.extend(d[s:e]),
+            "on_header_field": lambda d, s, e: self._header_bytes(self.header_field, d[s:e]),
+            "on_header_value": lambda d, s, e: self._header_bytes(self.header_value, d[s:e]),
             "on_header_end": self._header_end,
             "on_headers_finished": self._headers_done,
             "on_part_data": self._data,
@@ -96,6 +103,13 @@ class _Collector:
 
     def _begin(self) -> None:
         self.part = _Part()
+        self.header_bytes = 0
+
+    def _header_bytes(self, into: bytearray, data: bytes) -> None:
+        self.header_bytes += len(data)
+        if self.header_bytes > MAX_HEADER_BYTES:
+            raise BadRequest("a multipart part's headers are too long", param="file")
+        into.extend(data)
 
     def _header_end(self) -> None:
         self.part.headers[self.header_field.decode("latin-1").lower()] = self.header_value.decode(
@@ -109,6 +123,21 @@ class _Collector:
         self.part.name = options.get(b"name", b"").decode()
         raw_filename = options.get(b"filename")
         self.part.filename = raw_filename.decode() if raw_filename is not None else None
+        if self.part.name != "file" and self.part.filename is not None:
+            raise BadRequest(
+                f"a file came in field {self.part.name!r}: send it in a field named 'file'",
+                param="file",
+            )
+        if self.part.name != "file" and self.part.name not in self.allowed:
+            raise Unprocessable(
+                f"unknown form field {self.part.name!r}; allowed: file, "
+                + ", ".join(sorted(self.allowed)),
+                param=self.part.name or "file",
+            )
+        if self.part.name in self.fields:
+            raise Unprocessable(
+                f"form field {self.part.name!r} is given twice", param=self.part.name
+            )
         if self.part.name == "file" and self.part.filename is not None:
             if self.sink is not None:
                 raise BadRequest("only one file may be uploaded", param="file")
@@ -129,9 +158,13 @@ class _Collector:
 
 
 async def receive_upload(
-    request: Request, store: BlobStore, prefix: str, max_bytes: int
+    request: Request, store: BlobStore, prefix: str, max_bytes: int, fields: frozenset[str]
 ) -> ParsedUpload:
-    """Parse a multipart body as it arrives; a failure leaves no blob behind."""
+    """Parse a multipart body as it arrives; a failure leaves no blob behind.
+
+    Every byte counts against the limit (chunked bodies too), and a field outside `fields` is
+    refused as soon as its headers arrive, before its value is read.
+    """
     content_type, options = parse_options_header(request.headers.get("content-type", ""))
     boundary = options.get(b"boundary")
     if content_type != b"multipart/form-data" or not boundary:
@@ -139,12 +172,19 @@ async def receive_upload(
             "send the file as multipart/form-data in a field named 'file'", param="file"
         )
     declared = int(request.headers.get("content-length") or 0)
-    if declared > max_bytes + MAX_FIELD_BYTES:
+    limit = max_bytes + MAX_OVERHEAD_BYTES
+    if declared > limit:
         raise PayloadTooLarge(f"upload is larger than the limit of {max_bytes} bytes", param="file")
-    collector = _Collector(store, prefix, max_bytes)
+    collector = _Collector(store, prefix, max_bytes, fields)
     parser = MultipartParser(boundary, collector.callbacks())  # type: ignore[arg-type]
+    received = 0
     try:
         async for chunk in request.stream():
+            received += len(chunk)
+            if received > limit:
+                raise PayloadTooLarge(
+                    f"upload is larger than the limit of {max_bytes} bytes", param="file"
+                )
             parser.write(chunk)
         parser.finalize()
         if collector.sink is None:

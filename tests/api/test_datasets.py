@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
@@ -169,3 +170,60 @@ def test_download_names_the_file_safely_for_any_name(client: TestClient, name: s
     assert found, download.headers["content-disposition"]
     assert unquote(found[2]) == name, "filename*= carries the exact name"
     assert found[1].isascii() and ";" not in found[1], "the fallback injects no parameter"
+
+
+def _multipart(boundary: str, parts: list[tuple[str, str | None, bytes]]) -> bytes:
+    body = b""
+    for name, filename, value in parts:
+        disposition = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename else "")
+        body += f"--{boundary}\r\nContent-Disposition: {disposition}\r\n\r\n".encode()
+        body += value + b"\r\n"
+    return body + f"--{boundary}--\r\n".encode()
+
+
+def test_an_unknown_form_field_is_refused_as_it_arrives_and_leaves_nothing(
+    client: TestClient,
+) -> None:
+    team = create_team(client)
+    boundary = "ftqboundary"
+    parts = [("file", "t.jsonl", chat_jsonl(12))] + [(f"junk{i}", None, b"x") for i in range(3)]
+    response = client.post(
+        "/v1/datasets",
+        content=_multipart(boundary, parts),
+        headers={**auth(team), "content-type": f"multipart/form-data; boundary={boundary}"},
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["param"] == "junk0"
+    assert _blob_files(team) == []
+    twice = [("name", None, b"a"), ("name", None, b"b"), ("file", "t.jsonl", chat_jsonl(12))]
+    response = client.post(
+        "/v1/datasets",
+        content=_multipart(boundary, twice),
+        headers={**auth(team), "content-type": f"multipart/form-data; boundary={boundary}"},
+    )
+    assert response.status_code == 422 and "given twice" in response.json()["error"]["message"]
+
+
+def test_a_chunked_body_is_counted_against_the_limit(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from services.api import uploads
+
+    monkeypatch.setattr(get_settings(), "max_upload_bytes", 2_000)
+    monkeypatch.setattr(uploads, "MAX_OVERHEAD_BYTES", 1_000)
+    team = create_team(client)
+    boundary = "ftqboundary"
+    # Many small fields that the parser would otherwise collect without end.
+    body = _multipart(boundary, [("name", None, b"x" * 60_000), ("file", "t.jsonl", b"{}\n")])
+
+    def chunks() -> Iterator[bytes]:
+        for start in range(0, len(body), 4096):
+            yield body[start : start + 4096]
+
+    response = client.post(
+        "/v1/datasets",
+        content=chunks(),
+        headers={**auth(team), "content-type": f"multipart/form-data; boundary={boundary}"},
+    )
+    assert response.status_code == 413, response.text
+    assert _blob_files(team) == []

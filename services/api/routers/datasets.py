@@ -50,7 +50,11 @@ async def upload_dataset(
     """Upload a JSONL file (multipart field `file`); the same bytes return the existing one."""
     store = get_blob_store()
     upload = await receive_upload(
-        request, store, f"datasets/{team.id}", get_settings().max_upload_bytes
+        request,
+        store,
+        f"datasets/{team.id}",
+        get_settings().max_upload_bytes,
+        frozenset(DatasetCreate.model_fields),
     )
     try:
         fields = _fields(upload.fields)
