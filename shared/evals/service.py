@@ -73,6 +73,10 @@ def create(session: Session, team: Team, data: EvalCreate) -> Eval:
     provider = data.provider or settings.provider
     for name in sorted({provider_for(m, provider) for m in data.models}):
         check_configured(name)
+    from shared.jobs import service as jobs  # jobs.service imports this module (issue 12)
+
+    for index, model in enumerate(data.models):
+        jobs.check_model_access(session, team, model, param=f"models.{index}")
     dataset = datasets.usable(session, team, data.dataset, "dataset", small_ok=True, ready=True)
     return _new(session, team.id, dataset.id, data.models, data.grader, provider, data, None)
 

@@ -78,6 +78,17 @@ def submission_lock(job_id: str) -> Iterator[bool]:
                 connection.commit()
 
 
+def owns_tuned_model(session: Session, team_id: str, name: str) -> bool:
+    """Whether `name` is a fine-tuned model or checkpoint of one of the team's jobs."""
+    as_model = select(Job.id).where(Job.team_id == team_id, Job.fine_tuned_model == name)
+    as_checkpoint = (
+        select(JobCheckpoint.id)
+        .join(Job, Job.id == JobCheckpoint.job_id)
+        .where(Job.team_id == team_id, JobCheckpoint.fine_tuned_model_checkpoint == name)
+    )
+    return bool(session.scalar(as_model.limit(1)) or session.scalar(as_checkpoint.limit(1)))
+
+
 def lock_team_admission(session: Session, team_id: str) -> None:
     """Serialise a team's job creations so its quota and budget checks see each other's jobs.
 

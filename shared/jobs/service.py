@@ -41,10 +41,22 @@ WEBHOOK_STATUSES = {"submitted", "running", "succeeded", "failed", "cancelled"}
 DEFAULT_SPLIT_SEED = 0
 
 
+def is_tuned_name(name: str) -> bool:
+    """`ft:base:org:suffix:id` (OpenAI, Azure) or `local:base:suffix:id` (the local trainer)."""
+    return name.startswith("ft:") or (name.startswith("local:") and name.count(":") >= 3)
+
+
+def check_model_access(session: Session, team: Team, name: str, param: str = "model") -> None:
+    """A fine-tuned model is usable only by the team whose job made it: others get a 404."""
+    if is_tuned_name(name) and not repository.owns_tuned_model(session, team.id, name):
+        raise NotFound(f"no fine-tuned model {name!r} for this team", param=param)
+
+
 def create(session: Session, team: Team, data: JobCreate) -> Job:
     """Accept a job; it waits in `queued` until its datasets are valid and a slot is free."""
     provider = data.provider or get_settings().provider
     check_configured(provider)
+    check_model_access(session, team, data.model)
     others = [name for name in configured_providers() if name != provider]
     catalog.check_open(data.model, provider, utcnow().date(), others)
     training = _usable(session, team, data.training_dataset, "training_dataset")

@@ -432,3 +432,38 @@ def test_job_with_eval_ends_with_base_and_fine_tuned_scores(
     ).all()
     assert len(hooks) == 1, "the job's webhook_url hears eval.completed once"
     assert json.loads(hooks[0])["data"]["results"][1]["score"] == 1.0
+
+
+def test_a_fine_tuned_model_of_another_team_is_404_in_evals_and_jobs(
+    client: TestClient, session: Session
+) -> None:
+    from shared.models import JobCheckpoint, Team
+    from tests.factories import job_row
+
+    owner, thief = create_team(client, "owner"), create_team(client, "thief")
+    tuned = f"ft:{MODEL}:org:mine:abc123"
+    snapshot = f"{tuned}:ckpt-step-10"
+    owner_row = session.get(Team, owner["id"])
+    job = job_row(session, owner_row, status="succeeded", fine_tuned_model=tuned)
+    session.add(
+        JobCheckpoint(
+            job_id=job.id,
+            provider_checkpoint_id="ftckpt-1",
+            fine_tuned_model_checkpoint=snapshot,
+            step_number=10,
+        )
+    )
+    session.flush()
+    for team in (owner, thief):
+        mine = ready(client, session, team, chat_jsonl(12))
+        for model in (tuned, snapshot):
+            body = {"dataset": mine["id"], "models": [MODEL, model], "grader": "exact"}
+            response = create_eval(client, team, **body)
+            expected = 201 if team is owner else 404
+            assert response.status_code == expected, response.text
+            if team is thief:
+                assert response.json()["error"]["param"] == "models.1"
+                assert model not in client.get("/v1/evals", headers=auth(thief)).text
+        job_request = {"model": tuned, "training_dataset": mine["id"]}
+        made = client.post("/v1/jobs", json=job_request, headers=auth(team))
+        assert made.status_code == (201 if team is owner else 404), made.text
