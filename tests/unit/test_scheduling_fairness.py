@@ -42,17 +42,7 @@ def cap_two(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 def _queue(session: Session, team: Team, count: int, start: datetime, tag: str) -> list[Job]:
-    dataset = Dataset(
-        id=new_id("ds"),
-        team_id=team.id,
-        name="d.jsonl",
-        purpose="fine-tune",
-        bytes=10,
-        sha256=new_id("sha"),
-        blob_key="x",
-        status="ready",
-        provider_files={},
-    )
+    dataset = _dataset(team, "ready")
     session.add(dataset)
     jobs = [
         Job(
@@ -207,7 +197,7 @@ def test_parallel_creates_across_teams_at_their_limit_never_pass_max_active_jobs
         datasets = {}
         for team in teams:
             team.max_active_jobs = 2
-            dataset = _validating_dataset(team)
+            dataset = _dataset(team, "validating")
             db.add(dataset)
             datasets[team.id] = dataset.id
         db.commit()
@@ -246,7 +236,7 @@ def test_parallel_creates_across_teams_at_their_limit_never_pass_max_active_jobs
             db.commit()
 
 
-def _validating_dataset(team: Team) -> Dataset:
+def _dataset(team: Team, status: str) -> Dataset:
     return Dataset(
         id=new_id("ds"),
         team_id=team.id,
@@ -255,6 +245,6 @@ def _validating_dataset(team: Team) -> Dataset:
         bytes=10,
         sha256=new_id("sha"),
         blob_key="x",
-        status="validating",
+        status=status,
         provider_files={},
     )
