@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import date
 from typing import Literal
@@ -29,7 +30,6 @@ PRICES_ENV = "FTQ_TRAINING_PRICES"
 # Azure OpenAI keeps fine-tuning and publishes its own retirements: no dates are assumed for it.
 OPENAI_JOBS_CLOSE = date(2027, 1, 6)
 SHUTDOWN_2027 = date(2027, 1, 14)
-OPENAI_EVALS_SHUTDOWN = date(2026, 11, 30)
 LIFECYCLE_SOURCE = "OpenAI's fine-tuning wind-down and its 2026-10-14 deprecation notice"
 RETIREMENT_WARNING_DAYS = 30
 
@@ -167,9 +167,10 @@ class Lifecycle:
     shutdown: date | None
     source: str = ""
 
-    def closed(self, today: date) -> bool:
-        """Whether a new fine-tuning job for the model is refused on `today`."""
-        return any(day is not None and today >= day for day in (self.jobs_close, self.shutdown))
+    def closed_since(self, today: date) -> date | None:
+        """The day new fine-tuning jobs for the model stopped, if that is `today` or earlier."""
+        passed = [day for day in (self.jobs_close, self.shutdown) if day and today >= day]
+        return min(passed, default=None)
 
 
 class ModelClosed(Unprocessable):
@@ -187,12 +188,14 @@ def lifecycle(name: str, provider: str) -> Lifecycle:
     return Lifecycle(OPENAI_JOBS_CLOSE, shutdown, LIFECYCLE_SOURCE)
 
 
-def check_open(name: str, provider: str, today: date, alternatives: list[str]) -> None:
+def check_open(
+    name: str, provider: str, today: date, alternatives: Callable[[], list[str]]
+) -> None:
     """Refuse (422, naming the date and the open providers) a model that takes no new jobs."""
     life = lifecycle(name, provider)
-    if life.closed(today):
-        day = min(d for d in (life.jobs_close, life.shutdown) if d is not None and today >= d)
-        choices = ", ".join(alternatives) or "none is configured on this server"
+    day = life.closed_since(today)
+    if day is not None:
+        choices = ", ".join(alternatives()) or "none is configured on this server"
         raise ModelClosed(
             f"{provider} takes no new fine-tuning jobs for {name} since {day.isoformat()} "
             f"({life.source}); open providers: {choices}",

@@ -53,10 +53,11 @@ def decrypt(token: str) -> str:
 # -- signing-secret rotation ------------------------------------------------------------------
 
 MAX_PREVIOUS_SECRETS = 5
+ROTATION_OVERLAP = timedelta(hours=24)
 
 
 def after_rotation(
-    replaced: str, previous: list[dict[str, str]], now: datetime, overlap: timedelta
+    replaced: str, previous: list[dict[str, str]], now: datetime
 ) -> list[dict[str, str]]:
     """The replaced (encrypted) secret joins the ones still in their overlap; expired ones go.
 
@@ -64,13 +65,14 @@ def after_rotation(
     MAX_PREVIOUS_SECRETS at once drops the oldest: signatures stay a bounded size.
     """
     kept = [entry for entry in previous if _expires(entry) > now]
-    kept.append({"secret": replaced, "expires_at": (now + overlap).isoformat()})
+    kept.append({"secret": replaced, "expires_at": (now + ROTATION_OVERLAP).isoformat()})
     return kept[-MAX_PREVIOUS_SECRETS:]
 
 
-def overlapping(previous: list[dict[str, str]], now: datetime) -> list[str]:
-    """The (encrypted) replaced secrets that still sign, newest first."""
-    return [entry["secret"] for entry in reversed(previous) if _expires(entry) > now]
+def signing_secrets(current: str, previous: list[dict[str, str]], now: datetime) -> tuple[str, ...]:
+    """The decrypted secrets to sign with: the current one, then replaced ones still overlapping."""
+    older = [entry["secret"] for entry in reversed(previous) if _expires(entry) > now]
+    return tuple(decrypt(secret) for secret in [current, *older])
 
 
 def _expires(entry: dict[str, str]) -> datetime:

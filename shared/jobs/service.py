@@ -57,8 +57,12 @@ def create(session: Session, team: Team, data: JobCreate) -> Job:
     provider = data.provider or get_settings().provider
     check_configured(provider)
     check_model_access(session, team, data.model)
-    others = [name for name in configured_providers() if name != provider]
-    catalog.check_open(data.model, provider, utcnow().date(), others)
+    catalog.check_open(
+        data.model,
+        provider,
+        utcnow().date(),
+        lambda: [name for name in configured_providers() if name != provider],
+    )
     training = _usable(session, team, data.training_dataset, "training_dataset")
     validation = (
         _usable(session, team, data.validation_dataset, "validation_dataset")
@@ -107,8 +111,7 @@ def create(session: Session, team: Team, data: JobCreate) -> Job:
     )
     repository.add(session, job)
     add_event(session, job, f"Job created for model {job.model} on {provider}")
-    warning = catalog.retirement_warning(job.model, provider, utcnow().date())
-    if warning:
+    for warning in _lifecycle_warnings(job):
         add_event(session, job, warning, level="warn")
     if validation is not None and data.validation_split is not None:
         add_event(

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from sqlalchemy.orm import Session
 
 from shared.errors import Conflict, NotFound, Unauthorized
 from shared.ids import new_id
 from shared.models import ApiKey, Team
-from shared.security import after_rotation, encrypt, hash_api_key, new_api_key
+from shared.security import (
+    ROTATION_OVERLAP,
+    after_rotation,
+    encrypt,
+    hash_api_key,
+    new_api_key,
+)
 from shared.teams import repository
 from shared.teams.schemas import (
     ApiKeyCreated,
@@ -21,8 +25,6 @@ from shared.teams.schemas import (
 from shared.teams.schemas import Team as TeamOut
 from shared.timeutil import utcnow
 from shared.webhooks.signing import generate_secret
-
-SIGNING_SECRET_OVERLAP = timedelta(hours=24)
 
 
 def create_team(session: Session, data: TeamCreate) -> TeamCreated:
@@ -105,15 +107,10 @@ def usage(session: Session, team: Team) -> TeamUsage:
 
 def rotate_signing_secret(session: Session, team: Team) -> SigningSecretRotated:
     """A new secret for the team's job `webhook_url` deliveries; the old one signs for a day."""
-    secret = generate_secret()
+    secret, now = generate_secret(), utcnow()
     team.previous_signing_secrets = after_rotation(
-        team.signing_secret_encrypted,
-        list(team.previous_signing_secrets),
-        utcnow(),
-        SIGNING_SECRET_OVERLAP,
+        team.signing_secret_encrypted, list(team.previous_signing_secrets), now
     )
     team.signing_secret_encrypted = encrypt(secret)
     session.flush()
-    return SigningSecretRotated(
-        signing_secret=secret, previous_valid_until=utcnow() + SIGNING_SECRET_OVERLAP
-    )
+    return SigningSecretRotated(signing_secret=secret, previous_valid_until=now + ROTATION_OVERLAP)

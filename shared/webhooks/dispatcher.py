@@ -56,8 +56,7 @@ class Dispatcher:
 
     async def _gather(self, requests: Sequence[Outgoing]) -> list[SendResult]:
         sends = (self._sender.send(r.url, r.body, r.headers) for r in requests)
-        results = await asyncio.gather(*sends, return_exceptions=True)
-        return [_as_result(result) for result in results]
+        return list(await asyncio.gather(*sends))
 
     def close(self) -> None:
         """Close the pooled connections and stop the loop."""
@@ -65,14 +64,6 @@ class Dispatcher:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=5)
         self._loop.close()
-
-
-def _as_result(outcome: SendResult | BaseException) -> SendResult:
-    """A send that raised is that send's failed attempt, never the batch's."""
-    if isinstance(outcome, SendResult):
-        return outcome
-    error = f"internal error ({type(outcome).__name__})"
-    return SendResult(status_code=None, ok=False, duration_ms=0.0, error=error)
 
 
 _dispatchers: dict[int, Dispatcher] = {}

@@ -18,7 +18,7 @@ from shared.ids import new_id
 from shared.models import Job, Team, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from shared.observability.metrics import record_webhook_attempt
 from shared.outbox import enqueue
-from shared.security import after_rotation, decrypt, encrypt, overlapping
+from shared.security import after_rotation, encrypt, signing_secrets
 from shared.settings import get_settings
 from shared.timeutil import as_utc, utcnow
 from shared.webhooks import repository
@@ -31,7 +31,6 @@ from shared.webhooks.transport import SendResult
 
 log = logging.getLogger(__name__)
 
-ROTATION_OVERLAP = timedelta(hours=24)
 BATCH_SIZE = 200
 ENDPOINT = "endpoint"
 JOB_URL = "job_url"
@@ -111,7 +110,7 @@ def rotate_secret(session: Session, team: Team, endpoint_id: str) -> tuple[Webho
     endpoint = get_endpoint(session, team, endpoint_id)
     secret = generate_secret()
     endpoint.previous_secrets = after_rotation(
-        endpoint.secret_encrypted, list(endpoint.previous_secrets), utcnow(), ROTATION_OVERLAP
+        endpoint.secret_encrypted, list(endpoint.previous_secrets), utcnow()
     )
     endpoint.secret_encrypted = encrypt(secret)
     session.flush()
@@ -250,15 +249,13 @@ class _SecretBook:
 
     def _decrypted(self, key: str, encrypted: str, previous: list[Any]) -> tuple[str, ...]:
         if key not in self.cache:
-            older = overlapping(previous, utcnow())
-            self.cache[key] = tuple(decrypt(secret) for secret in [encrypted, *older])
+            self.cache[key] = signing_secrets(encrypted, previous, utcnow())
         return self.cache[key]
 
 
 def _endpoint_secrets(endpoint: WebhookEndpoint) -> tuple[str, ...]:
-    """The current secret, plus the previous one during the rotation overlap."""
-    previous = overlapping(list(endpoint.previous_secrets), utcnow())
-    return tuple(decrypt(secret) for secret in [endpoint.secret_encrypted, *previous])
+    """The current secret, plus the replaced ones still in their rotation overlap."""
+    return signing_secrets(endpoint.secret_encrypted, list(endpoint.previous_secrets), utcnow())
 
 
 def send_batch(

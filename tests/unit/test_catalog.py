@@ -90,14 +90,16 @@ def test_bad_price_override(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_openai_takes_no_new_jobs_after_the_wind_down_and_says_where_to_go() -> None:
     from shared.catalog import ModelClosed, check_open
 
-    check_open("gpt-4.1-nano-2025-04-14", "openai", date(2027, 1, 5), ["together"])
+    check_open("gpt-4.1-nano-2025-04-14", "openai", date(2027, 1, 5), lambda: ["together"])
     with pytest.raises(ModelClosed) as closed:
-        check_open("gpt-4.1-nano-2025-04-14", "openai", date(2027, 1, 6), ["together", "local"])
+        check_open(
+            "gpt-4.1-nano-2025-04-14", "openai", date(2027, 1, 6), lambda: ["together", "local"]
+        )
     assert closed.value.status_code == 422 and closed.value.param == "model"
     assert "since 2027-01-06" in closed.value.message
     assert "open providers: together, local" in closed.value.message
     for provider in ("azure-openai", "emulator", "local"):
-        check_open("gpt-4o-mini-2024-07-18", provider, date(2027, 6, 1), [])
+        check_open("gpt-4o-mini-2024-07-18", provider, date(2027, 6, 1), list)
 
 
 def test_a_model_retiring_within_30_days_is_warned_about_and_others_are_not() -> None:

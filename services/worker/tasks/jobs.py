@@ -25,6 +25,7 @@ from shared.db import session_scope
 from shared.jobs import repository, scheduling, service, sync
 from shared.models import Dataset
 from shared.providers.base import (
+    TERMINAL_PROVIDER_STATUSES,
     Provider,
     ProviderError,
     ProviderJob,
@@ -42,7 +43,6 @@ MAX_SUBMIT_RETRIES = 8
 MAX_BACKOFF_SECONDS = 60.0
 MAX_RETRY_AFTER_SECONDS = 1800.0
 LIST_PAGE = 100
-PROVIDER_FINISHED = frozenset({"succeeded", "failed", "cancelled"})
 
 
 def backoff_seconds(retries: int, exc: ProviderRetryable) -> float:
@@ -165,7 +165,7 @@ def _cancel_quietly(provider: Provider, provider_job_id: str) -> None:
 def _cancel_orphan(provider: Provider, job_id: str) -> None:
     """Cancel a provider job made for a job that finished before ftq stored its id."""
     found = provider.find_job(job_id)
-    if found is not None and found.status not in PROVIDER_FINISHED:
+    if found is not None and found.status not in TERMINAL_PROVIDER_STATUSES:
         log.warning("cancelling orphan provider job %s of finished job %s", found.id, job_id)
         _cancel_quietly(provider, found.id)
 
