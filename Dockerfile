@@ -26,7 +26,7 @@ ENV PATH="/opt/venv/bin:${PATH}"
 RUN pip install --upgrade pip setuptools wheel
 
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py README.md ./
 COPY shared/ shared/
 COPY services/ services/
 COPY migrations/ migrations/
@@ -37,8 +37,8 @@ COPY migrations/ migrations/
 ARG FLOWER_VERSION=2.2.0
 # The GPU worker's image adds the local provider: `docker build --build-arg FTQ_EXTRAS=local`.
 ARG FTQ_EXTRAS=""
-RUN pip install . "flower==${FLOWER_VERSION}" \
-    && if [ -n "${FTQ_EXTRAS}" ]; then pip install ".[${FTQ_EXTRAS}]"; fi
+RUN pip install ".[server]" "flower==${FLOWER_VERSION}" \
+    && if [ -n "${FTQ_EXTRAS}" ]; then pip install ".[server,${FTQ_EXTRAS}]"; fi
 
 
 FROM python:3.11-slim AS runtime
@@ -66,4 +66,4 @@ WORKDIR /app
 USER 10001:10001
 
 EXPOSE 8000
-CMD ["uvicorn", "services.api.main:app", "--host", "0.0.0.0", "--port", "8000", "--proxy-headers"]
+CMD ["uvicorn", "ftq.services.api.main:app", "--host", "0.0.0.0", "--port", "8000", "--proxy-headers"]

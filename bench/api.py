@@ -47,7 +47,7 @@ ROUTES = ("ceiling", "create", "read")
 
 def create_bench_app() -> Any:
     """The ftq app plus the ceiling route (a uvicorn `--factory`)."""
-    from services.api.main import create_app
+    from ftq.services.api.main import create_app
 
     app = create_app()
 
@@ -199,8 +199,11 @@ def _ready_datasets(
 ) -> tuple[list[str], list[str]]:
     """`teams` teams, each with a ready dataset (validated here, as the worker would)."""
     os.environ.update(env)
-    from shared.datasets import service as datasets
-    from shared.db import get_sessionmaker
+    from ftq.shared import wiring
+    from ftq.shared.datasets import service as datasets
+    from ftq.shared.db import get_sessionmaker
+
+    wiring.install()
 
     rows = [
         {"messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": "a"}]}

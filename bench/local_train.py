@@ -47,8 +47,8 @@ def main() -> None:
             "FTQ_LOCAL_WORK_DIR": str(work / "local"),
         }
     )
-    from shared.migrate import upgrade
-    from shared.settings import get_settings
+    from ftq.shared.migrate import upgrade
+    from ftq.shared.settings import get_settings
 
     upgrade(get_settings().resolved_database_url, "head")
     rows = _rows(args.examples)
@@ -72,7 +72,7 @@ def main() -> None:
 
 
 def _rows(n: int) -> list[dict[str, Any]]:
-    from shared.demo.local import _sample
+    from ftq.services.cli.demo.local import _sample
 
     return _sample(n)
 
@@ -80,7 +80,7 @@ def _rows(n: int) -> list[dict[str, Any]]:
 def _model(name: str, work: Path, rows: list[dict[str, Any]]) -> str:
     if name != "tiny":
         return name
-    from shared.providers.local.tiny import build_tiny_model
+    from ftq.shared.providers.local.tiny import build_tiny_model
 
     texts = [m["content"] for row in rows for m in row["messages"]]
     return str(build_tiny_model(work / "tiny", texts))
@@ -91,9 +91,9 @@ def _hyper(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _ftq(model: str, rows: list[dict[str, Any]], args: Any, work: Path, round_no: int) -> float:
-    from shared.providers.base import JobSpec
-    from shared.providers.local.provider import LocalProvider
-    from shared.providers.local.trainer import run_training
+    from ftq.shared.providers.base import JobSpec
+    from ftq.shared.providers.local.provider import LocalProvider
+    from ftq.shared.providers.local.trainer import run_training
 
     provider = LocalProvider()
     path = work / "train.jsonl"
@@ -118,7 +118,7 @@ def _trl(model_name: str, rows: list[dict[str, Any]], args: Any, output: Path) -
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
-    from shared.providers.local import data, hyper, models, trainer
+    from ftq.shared.providers.local import data, hyper, models, trainer
 
     torch.set_num_threads(args.threads)
     folder = models.resolve(model_name)

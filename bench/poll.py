@@ -9,7 +9,7 @@ in the steady state of a job that has been quiet for a while (poll interval 10 m
 spread evenly over it). Then, with a simulated clock advancing `--interval` seconds per sweep,
 each of `--sweeps` sweeps is preceded by moving `--change` of the jobs (1%: 10 of 1,000) forward
 30 emulated seconds at the emulator, and runs:
-  (a) ftq's sweep (`services.worker.tasks.jobs.sweep_provider`): the job list, pages of 100,
+  (a) ftq's sweep (`ftq.services.worker.tasks.jobs.sweep_provider`): the job list, pages of 100,
       then events only for jobs whose listed state moved, plus running jobs whose back-off check
       is due;
   (b) the naive baseline, in the same run and on the same jobs: retrieve every job, then read
@@ -47,17 +47,17 @@ os.environ.update(
 from openai import OpenAI  # noqa: E402
 from sqlalchemy import update  # noqa: E402
 
-from services.emulator.app import create_app  # noqa: E402
-from services.emulator.testing import EmulatorControl, serve_in_thread  # noqa: E402
-from services.worker.tasks import jobs as tasks  # noqa: E402
-from shared.db import session_scope  # noqa: E402
-from shared.ids import new_id  # noqa: E402
-from shared.migrate import upgrade  # noqa: E402
-from shared.models import Dataset, Job, Team  # noqa: E402
-from shared.providers.base import JobSpec  # noqa: E402
-from shared.providers.openai_provider import OpenAIProvider  # noqa: E402
-from shared.settings import get_settings  # noqa: E402
-from shared.timeutil import utcnow  # noqa: E402
+from ftq.services.emulator.app import create_app  # noqa: E402
+from ftq.services.emulator.testing import EmulatorControl, serve_in_thread  # noqa: E402
+from ftq.services.worker.tasks import jobs as tasks  # noqa: E402
+from ftq.shared.db import session_scope  # noqa: E402
+from ftq.shared.ids import new_id  # noqa: E402
+from ftq.shared.migrate import upgrade  # noqa: E402
+from ftq.shared.models import Dataset, Job, Team  # noqa: E402
+from ftq.shared.providers.base import JobSpec  # noqa: E402
+from ftq.shared.providers.openai_provider import OpenAIProvider  # noqa: E402
+from ftq.shared.settings import get_settings  # noqa: E402
+from ftq.shared.timeutil import utcnow  # noqa: E402
 
 MODEL = "gpt-4o-mini-2024-07-18"
 LINE = (

@@ -35,7 +35,7 @@ import orjson
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from shared.datasets.tokens import get_encoding  # noqa: E402
+from ftq.shared.datasets.tokens import get_encoding  # noqa: E402
 
 ENCODING = "o200k_base"
 MODEL = "gpt-4o-mini-2024-07-18"
@@ -249,7 +249,7 @@ def ftq_validate(path: Path, sample_rss: bool = False) -> tuple[float, int, dict
     cmd = [
         sys.executable,
         "-m",
-        "shared.datasets.cli",
+        "ftq.services.cli.datasets",
         "validate",
         str(path),
         "--json",

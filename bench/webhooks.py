@@ -86,11 +86,11 @@ class Bench:
     """One database, one team with one endpoint, the receiver."""
 
     def __init__(self, port: int) -> None:
-        from shared.db import session_scope
-        from shared.teams import service as teams
-        from shared.teams.schemas import TeamCreate
-        from shared.webhooks import service
-        from shared.webhooks.schemas import WebhookEndpointCreate
+        from ftq.shared.db import session_scope
+        from ftq.shared.teams import service as teams
+        from ftq.shared.teams.schemas import TeamCreate
+        from ftq.shared.webhooks import service
+        from ftq.shared.webhooks.schemas import WebhookEndpointCreate
 
         with session_scope() as session:
             created = teams.create_team(session, TeamCreate(name="bench"))
@@ -103,8 +103,8 @@ class Bench:
         """Empty the log and emit `n` events (not timed)."""
         from sqlalchemy import text
 
-        from shared.db import session_scope
-        from shared.webhooks import service
+        from ftq.shared.db import session_scope
+        from ftq.shared.webhooks import service
 
         with session_scope() as session:
             session.execute(text("TRUNCATE webhook_attempts, webhook_deliveries, outbox"))
@@ -117,7 +117,7 @@ class Bench:
         """Deliveries that succeeded, with exactly one attempt logged each."""
         from sqlalchemy import text
 
-        from shared.db import session_scope
+        from ftq.shared.db import session_scope
 
         with session_scope() as session:
             ok = session.execute(
@@ -129,7 +129,7 @@ class Bench:
 
     def run_ftq(self, n: int, threads: int) -> float:
         """Deliveries/s of ftq's worker path."""
-        from services.worker.tasks.webhooks import deliver_due
+        from ftq.services.worker.tasks.webhooks import deliver_due
 
         self.emit(n)
         started = time.perf_counter()
@@ -154,7 +154,7 @@ class Bench:
     def _pending(self) -> list[Any]:
         from sqlalchemy import text
 
-        from shared.db import session_scope
+        from ftq.shared.db import session_scope
 
         with session_scope() as session:
             query = text("SELECT id, event_id, payload FROM webhook_deliveries ORDER BY id")
@@ -162,9 +162,9 @@ class Bench:
 
     @staticmethod
     def _record_one(delivery_id: str, status: int, ms: float) -> None:
-        from shared.db import session_scope
-        from shared.models import WebhookAttempt, WebhookDelivery
-        from shared.timeutil import utcnow
+        from ftq.shared.db import session_scope
+        from ftq.shared.models import WebhookAttempt, WebhookDelivery
+        from ftq.shared.timeutil import utcnow
 
         with session_scope() as session:
             session.add(WebhookAttempt(delivery_id=delivery_id, status_code=status, duration_ms=ms))
@@ -186,7 +186,7 @@ def _post_once(url: str, event_id: str, body: bytes, secret: str) -> tuple[int, 
     """Sign and POST on a fresh connection, as a naive sender does."""
     from urllib.parse import urlsplit
 
-    from shared.webhooks.signing import build_headers
+    from ftq.shared.webhooks.signing import build_headers
 
     parts = urlsplit(url)
     started = time.perf_counter()
@@ -202,7 +202,7 @@ def _post_once(url: str, event_id: str, body: bytes, secret: str) -> tuple[int, 
 
 
 def _start_receiver(delay: float) -> tuple[subprocess.Popen[bytes], int]:
-    from shared.serving import free_port
+    from ftq.shared.serving import free_port
 
     port = free_port()
     args = [sys.executable, __file__, "--serve", str(port), "--delay", str(delay)]
@@ -243,14 +243,14 @@ def main() -> None:
         _run(args, database_url, port)
     finally:
         receiver.kill()
-        from shared.db import reset_engine
+        from ftq.shared.db import reset_engine
 
         reset_engine()
         _drop_database(database_url)
 
 
 def _run(args: argparse.Namespace, database_url: str, port: int) -> None:
-    from shared.migrate import upgrade
+    from ftq.shared.migrate import upgrade
 
     upgrade(database_url)
     bench = Bench(port)

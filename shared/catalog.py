@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from datetime import date
 from typing import Literal
 
-from shared.errors import BadRequest, Unprocessable
+from ftq.shared.errors import BadRequest, Unprocessable
 
 Method = Literal["supervised", "dpo"]
 DataFormat = Literal["chat", "completion"]

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
-from shared.settings import get_settings
+from ftq.shared.settings import get_settings
 
 
 def make_engine(url: str) -> Engine:

@@ -9,8 +9,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from shared.models import OutboxMessage
-from shared.timeutil import utcnow
+from ftq.shared.models import OutboxMessage
+from ftq.shared.timeutil import utcnow
 
 log = logging.getLogger(__name__)
 

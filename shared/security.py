@@ -11,7 +11,7 @@ from functools import lru_cache
 
 from cryptography.fernet import Fernet
 
-from shared.settings import get_settings
+from ftq.shared.settings import get_settings
 
 API_KEY_PREFIX = "ftq_sk_"
 

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import importlib.util
+import json
+import os
+import sys
+import types
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 PLACEHOLDER_SECRETS = {
     "",
@@ -19,6 +26,44 @@ PLACEHOLDER_SECRETS = {
     "dev-admin-token",
     "dev-secret-key",
 }
+
+LIST_FORM = "a,b or a JSON array"
+DICT_FORM = "key=value,key2=value2 or a JSON object"
+GOT_LIMIT = 80  # longer values are cut in error lines
+
+
+class ConfigError(ValueError):
+    """A setting's value is unusable; the message is one line naming the variable(s)."""
+
+
+def parse_list(value: str) -> list[Any]:
+    """`a, b` (trimmed, empty items dropped) or a JSON array."""
+    text = value.strip()
+    if text.startswith("["):
+        parsed = json.loads(text)  # a JSONDecodeError is a ValueError: pydantic reports it
+        if not isinstance(parsed, list):
+            raise ValueError("not a JSON array")
+        return parsed
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def parse_dict(value: str) -> dict[str, Any]:
+    """`key=value,key2=value2` (keys may hold `:`) or a JSON object."""
+    text = value.strip()
+    if text.startswith("{"):
+        parsed = json.loads(text)
+        if not isinstance(parsed, dict):
+            raise ValueError("not a JSON object")
+        return parsed
+    pairs: dict[str, Any] = {}
+    for item in text.split(","):
+        if not item.strip():
+            continue
+        key, sep, val = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"{item.strip()!r} is not key=value")
+        pairs[key.strip()] = val.strip()
+    return pairs
 
 
 class Settings(BaseSettings):
@@ -43,7 +88,7 @@ class Settings(BaseSettings):
     blob_dir: Path | None = None
     max_upload_bytes: int = 512 * 1024 * 1024
 
-    provider: str = "emulator"  # emulator, openai, azure-openai (see shared.providers.registry)
+    provider: str = "emulator"  # emulator, openai, azure-openai (see ftq.shared.providers.registry)
     default_model: str = "gpt-4o-mini-2024-07-18"
     emulator_url: str | None = None
     emulator_speed: float = 60.0
@@ -57,12 +102,12 @@ class Settings(BaseSettings):
     # Microsoft Entra ID through azure-identity's DefaultAzureCredential (when installed).
     azure_use_entra_id: bool = False
     # Azure serves chat completions per deployment: model name -> deployment name (default same).
-    azure_deployments: dict[str, str] = Field(default_factory=dict)
+    azure_deployments: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
     openai_webhook_secret: SecretStr | None = None  # whsec_… of OpenAI's own webhooks
 
     # Active fine-tuning jobs ftq lets run per (provider, model): JSON object whose keys are
     # "provider:model", "provider" or "*"; the most specific wins, else default_provider_capacity.
-    provider_capacity: dict[str, int] = Field(default_factory=dict)
+    provider_capacity: Annotated[dict[str, int], NoDecode] = Field(default_factory=dict)
     default_provider_capacity: int = 3
 
     # A job left in `uploading` this long lost its submit task (a killed worker holds it until
@@ -73,7 +118,7 @@ class Settings(BaseSettings):
     poll_max_interval_seconds: float = 600.0
     sweep_interval_seconds: float = 2.0
     webhook_timeout_seconds: float = 10.0
-    webhook_allow_hosts: list[str] = Field(default_factory=list)
+    webhook_allow_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
     webhook_concurrency_per_endpoint: int = 10
     webhook_lease_seconds: float = 60.0
     # Multiplies the webhook retry schedule's delays; below 1 only for drills and tests.
@@ -81,7 +126,7 @@ class Settings(BaseSettings):
 
     # The `local` provider (issue 8; README "Local LoRA training"): short model names -> a local
     # directory, a .gguf file or a Hugging Face id already in the cache.
-    local_models: dict[str, str] = Field(default_factory=dict)
+    local_models: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
     # Whether this deployment runs `local` jobs and `local:` evals (on its `gpu` workers). The API
     # image lacks torch, so production sets it; unset, it follows whether torch is installed here.
     local_enabled: bool | None = None
@@ -90,7 +135,9 @@ class Settings(BaseSettings):
     local_lora_rank: int = 16
     local_lora_alpha: int = 32
     local_lora_dropout: float = 0.05
-    local_lora_target_modules: list[str] = Field(default_factory=lambda: ["all-linear"])
+    local_lora_target_modules: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["all-linear"]
+    )
     local_max_length: int = 1024
     local_quantize_4bit: bool = True  # QLoRA where CUDA and bitsandbytes are present
     local_report_seconds: float = 0.5  # how often a run writes its events and reads cancel
@@ -102,7 +149,7 @@ class Settings(BaseSettings):
     # process (0 = unlimited; eval_provider_rps overrides per provider name), retries of 429 / 5xx
     # per item, the longest wait between them, and how long one task runs before it hands on.
     eval_requests_per_second: float = Field(10.0, ge=0.0)
-    eval_provider_rps: dict[str, float] = Field(default_factory=dict)
+    eval_provider_rps: Annotated[dict[str, float], NoDecode] = Field(default_factory=dict)
     eval_max_retries: int = Field(5, ge=0)
     eval_max_backoff_seconds: float = Field(60.0, gt=0.0)
     eval_max_concurrency: int = Field(32, ge=1)
@@ -118,6 +165,18 @@ class Settings(BaseSettings):
     metrics_token: SecretStr | None = None
     # Each Celery worker serves its own /metrics on this port when set (README "Operations").
     worker_metrics_port: int | None = None
+
+    @field_validator("webhook_allow_hosts", "local_lora_target_modules", mode="before")
+    @classmethod
+    def _list_from_text(cls, value: Any) -> Any:
+        return parse_list(value) if isinstance(value, str) else value
+
+    @field_validator(
+        "azure_deployments", "provider_capacity", "local_models", "eval_provider_rps", mode="before"
+    )
+    @classmethod
+    def _dict_from_text(cls, value: Any) -> Any:
+        return parse_dict(value) if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _refuse_placeholders_in_production(self) -> Settings:
@@ -178,12 +237,125 @@ class Settings(BaseSettings):
         return self.emulator_url or f"{self.base_url}/emulator/v1"
 
 
+def load_settings(**overrides: Any) -> Settings:
+    """Read the settings; a bad value raises ConfigError with one line naming the variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(describe_errors(exc, given=set(overrides))) from None
+    except SettingsError as exc:  # a source that failed before validation
+        raise ConfigError(" ".join(str(exc).split())) from None
+
+
 @lru_cache
 def get_settings() -> Settings:
     """The process-wide settings, read once."""
-    return Settings()
+    return load_settings()
 
 
 def reset_settings() -> None:
     """Forget cached settings (tests and the CLI change the environment)."""
     get_settings.cache_clear()
+
+
+@contextmanager
+def exit_on_config_error() -> Iterator[None]:
+    """Turn a ConfigError into one stderr line and exit status 2 (no traceback)."""
+    try:
+        yield
+    except ConfigError as exc:
+        print(f"ftq: configuration error: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
+
+
+def env_name(field: str) -> str:
+    """The environment variable of a settings field."""
+    return f"{Settings.model_config.get('env_prefix', '')}{field}".upper()
+
+
+def describe_errors(exc: ValidationError, given: set[str] | None = None) -> str:
+    """One line for every bad variable, joined with `; ` (`given`: fields passed as arguments)."""
+    lines: list[str] = []
+    seen: set[str] = set()
+    for error in exc.errors():
+        loc = error.get("loc") or ()
+        field = loc[0] if loc and isinstance(loc[0], str) else None
+        info = Settings.model_fields.get(field) if field else None
+        if field is None or info is None:  # the model validator: its message names the variable
+            line = error.get("msg", "invalid settings").removeprefix("Value error, ")
+        elif field in seen:
+            continue
+        else:
+            seen.add(field)
+            got = _got(field, info, error, from_env=field not in (given or set()))
+            line = f"{env_name(field)}: got {got}; wants {wanted(info)}"
+        if line not in lines:
+            lines.append(" ".join(line.split()))
+    return "; ".join(lines)
+
+
+def _got(field: str, info: FieldInfo, error: Any, *, from_env: bool = True) -> str:
+    if _is_secret(info.annotation):
+        return "(hidden)"
+    name = env_name(field)
+    raw = next((v for k, v in os.environ.items() if k.upper() == name), None) if from_env else None
+    value = raw if raw is not None else error.get("input")
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    if len(text) > GOT_LIMIT:
+        text = text[: GOT_LIMIT - 1] + "…"
+    return repr(text)
+
+
+def _is_secret(annotation: Any) -> bool:
+    if annotation is SecretStr:
+        return True
+    return any(_is_secret(arg) for arg in get_args(annotation))
+
+
+def _strip_optional(annotation: Any) -> Any:
+    if get_origin(annotation) in (Union, types.UnionType):
+        members = [arg for arg in get_args(annotation) if arg is not type(None)]
+        if len(members) == 1:
+            return members[0]
+    return annotation
+
+
+def _bounds(metadata: list[Any]) -> str:
+    parts = []
+    for item in metadata:
+        for attr, sign in (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<=")):
+            bound = getattr(item, attr, None)
+            if isinstance(bound, int | float) and not isinstance(bound, bool):
+                parts.append(f"{sign} {bound:g}" if isinstance(bound, float) else f"{sign} {bound}")
+    return (" " + " and ".join(parts)) if parts else ""
+
+
+def _noun(annotation: Any, plural: bool = False) -> str:
+    annotation = _strip_optional(annotation)
+    if annotation is bool:
+        return "booleans" if plural else "a boolean (true or false)"
+    if annotation is int:
+        return "integers" if plural else "an integer"
+    if annotation is float:
+        return "numbers" if plural else "a number"
+    if annotation is Path:
+        return "paths" if plural else "a path"
+    if get_origin(annotation) is Literal:
+        return "one of " + ", ".join(str(arg) for arg in get_args(annotation))
+    return "strings" if plural else "a string"
+
+
+def wanted(info: FieldInfo) -> str:
+    """The form a field wants, from its annotation and constraints."""
+    annotation = _strip_optional(info.annotation)
+    origin = get_origin(annotation)
+    if origin is list:
+        (item,) = get_args(annotation) or (str,)
+        kind = "" if _strip_optional(item) is str else f" of {_noun(item, plural=True)}"
+        return f"a list{kind}: {LIST_FORM}"
+    if origin is dict:
+        args = get_args(annotation)
+        value = args[1] if len(args) == 2 else str
+        kind = "" if _strip_optional(value) is str else f" of {_noun(value, plural=True)}"
+        return f"a mapping{kind}: {DICT_FORM}"
+    return _noun(annotation) + _bounds(info.metadata)

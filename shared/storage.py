@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from shared.settings import get_settings
+from ftq.shared.settings import get_settings
 
 CHUNK = 1024 * 1024
 

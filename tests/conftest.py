@@ -43,12 +43,15 @@ from fastapi.testclient import TestClient  # noqa: E402
 from sqlalchemy import Engine  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
-from services.api import uow  # noqa: E402
-from services.api.deps import get_session  # noqa: E402
-from services.api.main import create_app  # noqa: E402
-from shared.db import make_engine  # noqa: E402
-from shared.migrate import downgrade, upgrade  # noqa: E402
-from shared.outbox import relay  # noqa: E402
+from ftq.services.api import uow  # noqa: E402
+from ftq.services.api.deps import get_session  # noqa: E402
+from ftq.services.api.main import create_app  # noqa: E402
+from ftq.shared import wiring  # noqa: E402
+from ftq.shared.db import make_engine  # noqa: E402
+from ftq.shared.migrate import downgrade, upgrade  # noqa: E402
+from ftq.shared.outbox import relay  # noqa: E402
+
+wiring.install()
 
 
 @pytest.fixture(scope="session")

@@ -52,8 +52,8 @@ def upload(
 
 def team_row(session: Any, name: str = "team-orm") -> Any:
     """A team created through the service layer."""
-    from shared.teams import service
-    from shared.teams.schemas import TeamCreate
+    from ftq.shared.teams import service
+    from ftq.shared.teams.schemas import TeamCreate
 
     created = service.create_team(session, TeamCreate(name=name))
     return service.get_team(session, created.id), created
@@ -61,8 +61,8 @@ def team_row(session: Any, name: str = "team-orm") -> Any:
 
 def job_row(session: Any, team: Any, **fields: Any) -> Any:
     """A submitted job with its dataset, written directly."""
-    from shared.ids import new_id
-    from shared.models import Dataset, Job
+    from ftq.shared.ids import new_id
+    from ftq.shared.models import Dataset, Job
 
     dataset = Dataset(
         id=new_id("ds"),

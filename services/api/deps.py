@@ -8,13 +8,13 @@ from typing import Annotated
 from fastapi import Depends, Header, Query
 from sqlalchemy.orm import Session
 
-from shared.db import get_sessionmaker
-from shared.errors import Unauthorized
-from shared.models import Team
-from shared.observability.logging import bind
-from shared.security import constant_time_equals
-from shared.settings import get_settings
-from shared.teams import service as teams
+from ftq.shared.db import get_sessionmaker
+from ftq.shared.errors import Unauthorized
+from ftq.shared.models import Team
+from ftq.shared.observability.logging import bind
+from ftq.shared.security import constant_time_equals
+from ftq.shared.settings import get_settings
+from ftq.shared.teams import service as teams
 
 
 def get_session() -> Iterator[Session]:

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException
 
-from shared.errors import AppError, Unprocessable
+from ftq.shared.errors import AppError, Unprocessable
 
 log = logging.getLogger(__name__)
 

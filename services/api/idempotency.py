@@ -10,9 +10,9 @@ from fastapi.encoders import jsonable_encoder
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
-from services.api.deps import AdminDep, TeamDep
-from shared.idempotency import service
-from shared.idempotency.service import StoredResponse
+from ftq.services.api.deps import AdminDep, TeamDep
+from ftq.shared.idempotency import service
+from ftq.shared.idempotency.service import StoredResponse
 
 REPLAYED_HEADER = "Idempotent-Replayed"
 

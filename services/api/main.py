@@ -8,9 +8,9 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from services.api import errors
-from services.api.middleware import RequestContextMiddleware
-from services.api.routers import (
+from ftq.services.api import errors
+from ftq.services.api.middleware import RequestContextMiddleware
+from ftq.services.api.routers import (
     admin,
     artifacts,
     dashboard,
@@ -23,8 +23,9 @@ from services.api.routers import (
     teams,
     webhooks,
 )
-from shared.observability.logging import configure_logging, is_configured
-from shared.settings import Settings, get_settings
+from ftq.shared import wiring
+from ftq.shared.observability.logging import configure_logging, is_configured
+from ftq.shared.settings import Settings, exit_on_config_error, get_settings
 
 ROUTERS = (
     health,
@@ -49,14 +50,14 @@ def _embedded_lifespan(settings: Settings):  # type: ignore[no-untyped-def]
         if not is_configured():  # at startup, not import: CLI commands keep their plain output
             configure_logging("api", settings=settings)
         if settings.is_sqlite:
-            from shared.migrate import upgrade
+            from ftq.shared.migrate import upgrade
 
             settings.data_dir.mkdir(parents=True, exist_ok=True)
             upgrade(settings.resolved_database_url)  # embedded mode migrates its own file
         if not settings.runs_embedded_worker:
             yield
             return
-        from services.worker.embedded import EmbeddedRuntime
+        from ftq.services.worker.embedded import EmbeddedRuntime
 
         with EmbeddedRuntime():
             yield
@@ -67,6 +68,7 @@ def _embedded_lifespan(settings: Settings):  # type: ignore[no-untyped-def]
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the API for the given (or configured) settings."""
     settings = settings or get_settings()
+    wiring.install()
     app = FastAPI(
         title="ftq",
         version="0.1.0",
@@ -78,10 +80,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in ROUTERS:
         app.include_router(module.router)
     if settings.provider == "emulator" and settings.emulator_url is None:
-        from services.emulator.app import create_app as create_emulator
+        from ftq.services.emulator.app import create_app as create_emulator
 
         app.mount("/emulator", create_emulator(speed=settings.emulator_speed))
     return app
 
 
-app = create_app()
+with exit_on_config_error():  # a bad setting: one stderr line, exit status 2
+    app = create_app()

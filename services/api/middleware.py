@@ -11,9 +11,9 @@ import uuid
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from services.api.errors import error_body
-from shared.observability.logging import close_scope, open_scope
-from shared.observability.metrics import record_request
+from ftq.services.api.errors import error_body
+from ftq.shared.observability.logging import close_scope, open_scope
+from ftq.shared.observability.metrics import record_request
 
 REQUEST_ID_HEADER = "X-Request-ID"
 VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")

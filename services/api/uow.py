@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from services.worker.tasks.outbox import relay_now
+from ftq.services.worker.tasks.outbox import relay_now
 
 
 def commit(session: Session) -> None:

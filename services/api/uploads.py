@@ -13,8 +13,8 @@ from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
 
-from shared.errors import BadRequest, PayloadTooLarge, Unprocessable
-from shared.storage import BlobStore, StoredBlob
+from ftq.shared.errors import BadRequest, PayloadTooLarge, Unprocessable
+from ftq.shared.storage import BlobStore, StoredBlob
 
 MAX_FIELD_BYTES = 64 * 1024
 MAX_HEADER_BYTES = 8 * 1024

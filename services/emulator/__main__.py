@@ -1,4 +1,4 @@
-"""`python -m services.emulator --port P [--speed N] [--faults JSON]`: serve the test double."""
+"""`python -m ftq.services.emulator --port P [--speed N] [--faults JSON]`: serve the test double."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import argparse
 import uvicorn
 from pydantic import ValidationError
 
-from .app import create_app
-from .faults import Faults
+from ftq.services.emulator.app import create_app
+from ftq.services.emulator.faults import Faults
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -12,14 +12,14 @@ import os
 
 from fastapi import FastAPI
 
-from .errors import install_error_handlers
-from .faults import Faults
-from .middleware import EmulatorMiddleware
-from .routes.admin import admin_router
-from .routes.chat import chat_router
-from .routes.files import files_router
-from .routes.jobs import jobs_router
-from .store import EmulatorState
+from ftq.services.emulator.errors import install_error_handlers
+from ftq.services.emulator.faults import Faults
+from ftq.services.emulator.middleware import EmulatorMiddleware
+from ftq.services.emulator.routes.admin import admin_router
+from ftq.services.emulator.routes.chat import chat_router
+from ftq.services.emulator.routes.files import files_router
+from ftq.services.emulator.routes.jobs import jobs_router
+from ftq.services.emulator.store import EmulatorState
 
 
 def create_app(

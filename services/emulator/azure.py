@@ -12,7 +12,7 @@ import re
 
 from starlette.datastructures import Headers, QueryParams
 
-from .errors import OpenAIError
+from ftq.services.emulator.errors import OpenAIError
 
 PREFIX = "/openai"
 API_VERSION = re.compile(r"\d{4}-\d{2}-\d{2}(-preview)?")

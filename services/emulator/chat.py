@@ -20,8 +20,8 @@ import math
 import re
 from typing import Any
 
-from .datafile import last_user_text, message_text
-from .ids import stable_id, unit_float
+from ftq.services.emulator.datafile import last_user_text, message_text
+from ftq.services.emulator.ids import stable_id, unit_float
 
 OPTION = re.compile(r"^\s*\(?([A-E])[.):]\s", re.MULTILINE)
 WORD = re.compile(r"[a-z0-9]+")

@@ -15,7 +15,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .errors import OpenAIError
+from ftq.services.emulator.errors import OpenAIError
 
 SERVER_ERRORS = {
     500: "The server had an error while processing your request. Sorry about that!",

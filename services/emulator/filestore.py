@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import file_not_found
-from .pagination import page, with_ids
+from ftq.services.emulator.errors import file_not_found
+from ftq.services.emulator.pagination import page, with_ids
 
 BATCH_EXPIRY_S = 30 * 24 * 3600
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .datafile import FileFailure
-from .errors import bad_request
-from .ids import stable_id
-from .plan import Plan, Planned, full_valid_metrics, step_metrics
+from ftq.services.emulator.datafile import FileFailure
+from ftq.services.emulator.errors import bad_request
+from ftq.services.emulator.ids import stable_id
+from ftq.services.emulator.plan import Plan, Planned, full_valid_metrics, step_metrics
 
 
 @dataclass(frozen=True)

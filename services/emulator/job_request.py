@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .errors import bad_request, invalid_type, missing
-from .job import JobSpec
+from ftq.services.emulator.errors import bad_request, invalid_type, missing
+from ftq.services.emulator.job import JobSpec
 
 FIELDS = (
     "model",

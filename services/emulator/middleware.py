@@ -12,11 +12,11 @@ from starlette.datastructures import Headers, QueryParams
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from . import azure
-from .azure import is_azure
-from .errors import OpenAIError
-from .faults import Draw, lost_response, server_error
-from .store import EmulatorState
+from ftq.services.emulator import azure
+from ftq.services.emulator.azure import is_azure
+from ftq.services.emulator.errors import OpenAIError
+from ftq.services.emulator.faults import Draw, lost_response, server_error
+from ftq.services.emulator.store import EmulatorState
 
 SECRET_PARAM = re.compile(r"key|token|secret|signature", re.IGNORECASE)
 

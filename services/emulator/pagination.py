@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from .errors import bad_request
+from ftq.services.emulator.errors import bad_request
 
 T = TypeVar("T")
 

@@ -16,7 +16,7 @@ import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from .ids import unit_float
+from ftq.services.emulator.ids import unit_float
 
 VALIDATE_S = 30.0
 QUEUE_S = 30.0

@@ -16,16 +16,16 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from . import catalog, chat, datafile, faults
-from .datafile import DataSummary, FileFailure
-from .errors import OpenAIError, bad_request, job_not_found
-from .filestore import FileStore, StoredFile
-from .ids import random_id, stable_id
-from .job import Job, JobSpec, public_event
-from .pagination import page, page_of, with_ids
-from .plan import build_plan, resolve_hyperparameters, results_csv
-from .telemetry import Telemetry
-from .webhooks import WebhookDispatcher, WebhookTarget
+from ftq.services.emulator import catalog, chat, datafile, faults
+from ftq.services.emulator.datafile import DataSummary, FileFailure
+from ftq.services.emulator.errors import OpenAIError, bad_request, job_not_found
+from ftq.services.emulator.filestore import FileStore, StoredFile
+from ftq.services.emulator.ids import random_id, stable_id
+from ftq.services.emulator.job import Job, JobSpec, public_event
+from ftq.services.emulator.pagination import page, page_of, with_ids
+from ftq.services.emulator.plan import build_plan, resolve_hyperparameters, results_csv
+from ftq.services.emulator.telemetry import Telemetry
+from ftq.services.emulator.webhooks import WebhookDispatcher, WebhookTarget
 
 ACTIVE = {"validating_files", "queued", "running", "paused"}
 REJECT_MESSAGE = "Invalid file format. The emulator's reject_files fault is on: every file fails."

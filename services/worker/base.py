@@ -5,11 +5,32 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Task
+from sqlalchemy.orm import Session
 
-from shared.attempts import service
-from shared.db import session_scope
-from shared.observability.metrics import record_crash_loop
-from shared.settings import get_settings
+from ftq.shared.attempts import service
+from ftq.shared.attempts.service import Failer
+from ftq.shared.datasets import service as datasets
+from ftq.shared.db import session_scope
+from ftq.shared.evals import service as evals
+from ftq.shared.jobs import lifecycle
+from ftq.shared.observability.metrics import record_crash_loop
+from ftq.shared.providers.local import service as local
+from ftq.shared.settings import get_settings
+from ftq.shared.webhooks import service as webhooks
+
+# What a refused message's first argument names, by id prefix, and how to fail it.
+FAILERS: dict[str, tuple[str, Failer]] = {
+    "ftj": ("job", lifecycle.fail_by_id),
+    "ds": ("dataset", datasets.fail_validation),
+    "ev": ("eval", evals.fail_by_id),
+    "lft": ("local run", local.fail_by_id),
+    "whd": ("webhook delivery", webhooks.fail_by_id),
+}
+
+
+def refuse(session: Session, task: str, args: tuple[Any, ...], attempts: int) -> None:
+    """Give up on a poison message and fail the job, dataset, eval or run it names."""
+    service.refuse(session, task, args, attempts, FAILERS)
 
 
 class CappedTask(Task):  # type: ignore[misc]
@@ -42,9 +63,9 @@ class CappedTask(Task):  # type: ignore[misc]
         return f"{request.id}:{request.retries or 0}"
 
     def _refuse(self, args: tuple[Any, ...], attempts: int) -> None:
-        from services.worker.tasks.outbox import relay_now
+        from ftq.services.worker.tasks.outbox import relay_now
 
         record_crash_loop(self.name)
         with session_scope() as session:
-            service.refuse(session, self.name, args, attempts)
+            refuse(session, self.name, args, attempts)
         relay_now()

@@ -8,19 +8,20 @@ from typing import Any
 from celery import Celery
 from celery.signals import worker_process_init
 
-from services.worker import observability
-from shared.db import reset_engine
-from shared.settings import Settings, get_settings
+from ftq.services.worker import observability
+from ftq.shared import wiring
+from ftq.shared.db import reset_engine
+from ftq.shared.settings import Settings, exit_on_config_error, get_settings
 
 QUEUES = ("validate", "provider", "webhooks", "evals", "gpu")
 TASK_MODULES = [
-    "services.worker.tasks.datasets",
-    "services.worker.tasks.jobs",
-    "services.worker.tasks.webhooks",
-    "services.worker.tasks.outbox",
-    "services.worker.tasks.idempotency",
-    "services.worker.tasks.evals",
-    "services.worker.tasks.local",
+    "ftq.services.worker.tasks.datasets",
+    "ftq.services.worker.tasks.jobs",
+    "ftq.services.worker.tasks.webhooks",
+    "ftq.services.worker.tasks.outbox",
+    "ftq.services.worker.tasks.idempotency",
+    "ftq.services.worker.tasks.evals",
+    "ftq.services.worker.tasks.local",
 ]
 ROUTES = {
     "datasets.*": {"queue": "validate"},
@@ -59,12 +60,13 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
 def create_celery(settings: Settings | None = None) -> Celery:
     """Build the Celery app from settings."""
     settings = settings or get_settings()
+    wiring.install()
     # CappedTask counts deliveries in the database, so a poison message cannot loop forever.
     app = Celery(
         "ftq",
         broker=settings.broker_url,
         include=TASK_MODULES,
-        task_cls="services.worker.base:CappedTask",
+        task_cls="ftq.services.worker.base:CappedTask",
     )
     options = transport_options(settings)
     app.conf.update(
@@ -73,7 +75,7 @@ def create_celery(settings: Settings | None = None) -> Celery:
         task_acks_late=True,  # a task is acknowledged only after it ran: a crash re-runs it
         task_reject_on_worker_lost=True,  # a killed worker's task goes back to the queue
         # Survives Celery 5.7.0 dying on a Redis restart (services/worker/consumer.py).
-        worker_consumer="services.worker.consumer:ResilientConsumer",
+        worker_consumer="ftq.services.worker.consumer:ResilientConsumer",
         worker_prefetch_multiplier=1,  # long tasks must not sit reserved behind each other
         task_ignore_result=True,  # state lives in Postgres, not in a result backend
         task_time_limit=TASK_TIME_LIMIT,  # below the visibility timeout, so no double run
@@ -83,14 +85,15 @@ def create_celery(settings: Settings | None = None) -> Celery:
         broker_connection_retry_on_startup=True,  # a worker started before Redis waits for it
         worker_enable_soft_shutdown_on_idle=True,  # also requeue reserved work when idle at SIGTERM
         worker_soft_shutdown_timeout=60.0,  # give running tasks a minute after SIGTERM
-        worker_hijack_root_logger=False,  # JSON logs are ours (services.worker.observability)
+        worker_hijack_root_logger=False,  # JSON logs are ours (ftq.services.worker.observability)
         beat_schedule=beat_schedule(settings),
         timezone="UTC",
     )
     return app
 
 
-celery_app = create_celery()
+with exit_on_config_error():  # a bad setting: one stderr line, exit status 2
+    celery_app = create_celery()
 app = celery_app
 observability.install(celery_app)
 

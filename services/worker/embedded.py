@@ -10,8 +10,8 @@ from typing import Any
 
 from celery.contrib.testing.worker import start_worker
 
-from services.worker.celery_app import QUEUES, beat_schedule, celery_app
-from shared.settings import get_settings
+from ftq.services.worker.celery_app import QUEUES, beat_schedule, celery_app
+from ftq.shared.settings import get_settings
 
 log = logging.getLogger(__name__)
 

@@ -9,9 +9,9 @@ from typing import Any
 from celery import Celery
 from celery.signals import setup_logging, task_postrun, task_prerun, worker_init
 
-from shared.observability.logging import close_scope, configure_logging, open_scope
-from shared.observability.metrics import process_registry
-from shared.settings import get_settings
+from ftq.shared.observability.logging import close_scope, configure_logging, open_scope
+from ftq.shared.observability.metrics import process_registry
+from ftq.shared.settings import get_settings
 
 log = logging.getLogger(__name__)
 ID_FIELDS = {"ftj_": "job_id", "ds_": "dataset_id", "ev_": "eval_id", "whd_": "delivery_id"}

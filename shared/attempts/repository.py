@@ -9,7 +9,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from shared.models import TaskAttempt
+from ftq.shared.models import TaskAttempt
 
 
 def bump(session: Session, delivery: str, task: str, now: datetime) -> int:

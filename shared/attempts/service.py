@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 
 from sqlalchemy.orm import Session
 
-from shared.attempts import repository
-from shared.timeutil import utcnow
+from ftq.shared.attempts import repository
+from ftq.shared.timeutil import utcnow
 
 log = logging.getLogger(__name__)
 CRASH_LOOP_CODE = "worker_crash_loop"
@@ -33,28 +33,17 @@ def purge_stale(session: Session) -> int:
     return repository.delete_started_before(session, utcnow() - KEEP_COUNTERS)
 
 
-def _failers() -> dict[str, tuple[str, Failer]]:
-    """Id prefix -> (what it names, how to fail it)."""
-    from shared.datasets import service as datasets
-    from shared.evals import service as evals
-    from shared.jobs import service as jobs
-    from shared.providers.local import service as local
-    from shared.webhooks import service as webhooks
-
-    return {
-        "ftj": ("job", jobs.fail_by_id),
-        "ds": ("dataset", datasets.fail_validation),
-        "ev": ("eval", evals.fail_by_id),
-        "lft": ("local run", local.fail_by_id),
-        "whd": ("webhook delivery", webhooks.fail_by_id),
-    }
-
-
-def refuse(session: Session, task: str, args: tuple[object, ...], attempts: int) -> None:
-    """Give up on a poison message: fail the job, dataset, eval or local run it names."""
+def refuse(
+    session: Session,
+    task: str,
+    args: tuple[object, ...],
+    attempts: int,
+    failers: Mapping[str, tuple[str, Failer]],
+) -> None:
+    """Give up on a poison message: fail what it names, found by id prefix in `failers`."""
     subject = str(args[0]) if args else ""
     log.error("refusing %s(%s) after %d deliveries that never finished", task, subject, attempts)
-    found = _failers().get(subject.partition("_")[0]) if "_" in subject else None
+    found = failers.get(subject.partition("_")[0]) if "_" in subject else None
     if found is None:
         return
     noun, fail = found

@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from xml.sax.saxutils import escape, quoteattr
 
-from shared.jobs.schemas import MetricPoint
+from ftq.shared.jobs.schemas import MetricPoint
 
 WIDTH, HEIGHT = 760, 520
 LEFT, RIGHT, TOP, GAP, BOTTOM = 64, 24, 44, 56, 44

@@ -12,7 +12,7 @@ from typing import Any, BinaryIO
 
 import orjson
 
-from shared.datasets.validation.reader import iter_lines
+from ftq.shared.datasets.validation.reader import iter_lines
 
 MAX_PROBLEMS = 20
 

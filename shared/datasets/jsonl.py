@@ -8,7 +8,7 @@ from typing import BinaryIO
 
 import orjson
 
-from shared.errors import Unprocessable
+from ftq.shared.errors import Unprocessable
 
 MAX_REPORTED = 5
 # Far above any example a provider accepts, and the most of one line the API process holds.

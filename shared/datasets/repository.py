@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from shared.models import Dataset, Job
-from shared.pagination import paginate
+from ftq.shared.models import Dataset, Job
+from ftq.shared.pagination import paginate
 
 
 def get_for_team(session: Session, team_id: str, dataset_id: str) -> Dataset | None:

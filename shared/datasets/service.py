@@ -9,20 +9,20 @@ from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy.orm import Session
 
-from shared.datasets import convert, repository
-from shared.datasets.jsonl import ensure_json_lines
-from shared.datasets.schemas import DatasetConvert, DatasetCreate, DatasetSplit
-from shared.errors import AppError, Conflict, NotFound, Unprocessable
-from shared.ids import new_id
-from shared.models import Dataset, Team
-from shared.observability.metrics import record_validation
-from shared.outbox import enqueue
-from shared.storage import StoredBlob, get_blob_store
-from shared.timeutil import utcnow
-from shared.webhooks import service as webhooks
+from ftq.shared.datasets import convert, hooks, repository
+from ftq.shared.datasets.jsonl import ensure_json_lines
+from ftq.shared.datasets.schemas import DatasetConvert, DatasetCreate, DatasetSplit
+from ftq.shared.errors import AppError, Conflict, NotFound, Unprocessable
+from ftq.shared.ids import new_id
+from ftq.shared.models import Dataset, Team
+from ftq.shared.observability.metrics import record_validation
+from ftq.shared.outbox import enqueue
+from ftq.shared.storage import StoredBlob, get_blob_store
+from ftq.shared.timeutil import utcnow
+from ftq.shared.webhooks import service as webhooks
 
 if TYPE_CHECKING:
-    from shared.datasets.validation.report import ValidationReport
+    from ftq.shared.datasets.validation.report import ValidationReport
 
 log = logging.getLogger(__name__)
 
@@ -181,7 +181,7 @@ def _register_derived(
 
 def run_validation(session: Session, dataset_id: str) -> Dataset | None:
     """Validate a dataset's file, store the report and release or fail the jobs waiting on it."""
-    from shared.datasets.validation import validate_file
+    from ftq.shared.datasets.validation import validate_file
 
     dataset = repository.lock(session, dataset_id)
     if dataset is None or dataset.status != "validating":
@@ -197,8 +197,8 @@ def run_validation(session: Session, dataset_id: str) -> Dataset | None:
 
 def fail_validation(session: Session, dataset_id: str, code: str, message: str) -> Dataset | None:
     """Make a dataset that could not be validated invalid, with one file-wide error `code`."""
-    from shared.datasets.validation.core import resolve_model
-    from shared.datasets.validation.report import Finding, Findings, Purpose, ValidationReport
+    from ftq.shared.datasets.validation.core import resolve_model
+    from ftq.shared.datasets.validation.report import Finding, Findings, Purpose, ValidationReport
 
     dataset = repository.lock(session, dataset_id)
     if dataset is None or dataset.status != "validating":
@@ -224,15 +224,13 @@ def fail_validation(session: Session, dataset_id: str, code: str, message: str) 
 
 def _settle(session: Session, dataset: Dataset, report: ValidationReport) -> None:
     """Store a report, tell the team (dataset.ready / dataset.invalid) and the waiting jobs."""
-    from shared.jobs import service as jobs
-
     dataset.report = report.model_dump(mode="json")
     dataset.n_examples = report.n_examples
     dataset.status = "ready" if report.ok else "invalid"
     dataset.validated_at = utcnow()
     session.flush()
     webhooks.emit(session, dataset.team_id, f"dataset.{dataset.status}", dataset_payload(dataset))
-    jobs.on_dataset_validated(session, dataset)
+    hooks.validated(session, dataset)
 
 
 def dataset_payload(dataset: Dataset) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from typing import Any
 import tiktoken
 from tiktoken_ext import openai_public
 
-from shared.catalog import get_model
+from ftq.shared.catalog import get_model
 
 ENCODINGS = ("cl100k_base", "o200k_base")
 _CONSTRUCTORS: dict[str, Callable[[], dict[str, Any]]] = {

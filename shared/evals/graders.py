@@ -14,10 +14,11 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from functools import cache
-from typing import Any, Literal
+from typing import Any, get_args
 
-GraderName = Literal["exact", "choice", "contains", "bleu", "rouge_l"]
-GRADERS: tuple[str, ...] = ("exact", "choice", "contains", "bleu", "rouge_l")
+from ftq.shared.jobs.schemas import GraderName
+
+GRADERS: tuple[str, ...] = get_args(GraderName)
 
 LETTERS = "ABCDE"
 _WS = re.compile(r"\s+")

@@ -10,8 +10,8 @@ from typing import Any
 from sqlalchemy import case, func, insert, or_, select
 from sqlalchemy.orm import Session
 
-from shared.models import Eval, EvalItem, EvalOutput
-from shared.pagination import paginate
+from ftq.shared.models import Eval, EvalItem, EvalOutput
+from ftq.shared.pagination import paginate
 
 
 @dataclass(frozen=True)

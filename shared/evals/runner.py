@@ -17,7 +17,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
-from shared.providers.base import Provider, ProviderError, ProviderRetryable
+from ftq.shared.providers.base import Provider, ProviderError, ProviderRetryable
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from shared.evals.graders import GraderName
+from ftq.shared.jobs.schemas import EvalResult, GraderName
 
 EvalStatus = Literal["queued", "running", "completed", "failed"]
 TERMINAL_STATUSES = frozenset({"completed", "failed"})
@@ -37,36 +37,11 @@ class EvalCreate(BaseModel):
         return value
 
 
-class JobEvalRequest(BaseModel):
-    """An eval of the base and the fine-tuned model, run once the job succeeds."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    grader: GraderName = "exact"
-    dataset: str | None = Field(
-        default=None,
-        min_length=1,
-        max_length=40,
-        description="null: the job's validation dataset (or validation split)",
-    )
-    max_items: int | None = Field(default=None, ge=1)
-
-
 class EvalError(BaseModel):
     """Why an eval failed."""
 
     code: str
     message: str | None
-
-
-class EvalResult(BaseModel):
-    """One model's standing: items, mean score of the items answered, provider errors."""
-
-    model: str
-    n: int
-    score: float | None
-    errors: int
-    completed: int
 
 
 class Eval(BaseModel):
@@ -84,16 +59,6 @@ class Eval(BaseModel):
     created_at: datetime
     completed_at: datetime | None
     error: EvalError | None
-    results: list[EvalResult]
-
-
-class JobEval(BaseModel):
-    """The eval a job asked for: `pending` until the job succeeds, `skipped` if it did not."""
-
-    id: str | None
-    status: Literal["pending", "skipped", "queued", "running", "completed", "failed"]
-    grader: str
-    dataset: str | None
     results: list[EvalResult]
 
 

@@ -17,31 +17,26 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from shared.datasets import repository as datasets_repo
-from shared.datasets import service as datasets
-from shared.errors import NotFound, Unprocessable
-from shared.evals import repository
-from shared.evals.graders import grade
-from shared.evals.repository import Tally
-from shared.evals.runner import Answer, Work
-from shared.evals.schemas import (
-    TERMINAL_STATUSES,
-    EvalCreate,
-    EvalError,
-    EvalItemOut,
-    EvalResult,
-    JobEval,
-    JobEvalRequest,
-)
-from shared.evals.schemas import Eval as EvalOut
-from shared.ids import new_id
-from shared.models import Dataset, Eval, Job, Team
-from shared.outbox import enqueue
-from shared.providers.registry import check_configured
-from shared.settings import get_settings
-from shared.storage import get_blob_store
-from shared.timeutil import as_utc, utcnow
-from shared.webhooks import service as webhooks
+from ftq.shared.datasets import repository as datasets_repo
+from ftq.shared.datasets import service as datasets
+from ftq.shared.errors import NotFound, Unprocessable
+from ftq.shared.evals import repository
+from ftq.shared.evals.graders import grade
+from ftq.shared.evals.repository import Tally
+from ftq.shared.evals.runner import Answer, Work
+from ftq.shared.evals.schemas import TERMINAL_STATUSES, EvalCreate, EvalError, EvalItemOut
+from ftq.shared.evals.schemas import Eval as EvalOut
+from ftq.shared.ids import new_id
+from ftq.shared.jobs import lifecycle
+from ftq.shared.jobs import service as jobs
+from ftq.shared.jobs.schemas import EvalResult, JobEval, JobEvalRequest
+from ftq.shared.models import Dataset, Eval, Job, Team
+from ftq.shared.outbox import enqueue
+from ftq.shared.providers.registry import check_configured
+from ftq.shared.settings import get_settings
+from ftq.shared.storage import get_blob_store
+from ftq.shared.timeutil import as_utc, utcnow
+from ftq.shared.webhooks import service as webhooks
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +68,6 @@ def create(session: Session, team: Team, data: EvalCreate) -> Eval:
     provider = data.provider or settings.provider
     for name in sorted({provider_for(m, provider) for m in data.models}):
         check_configured(name)
-    from shared.jobs import service as jobs  # jobs.service imports this module (issue 12)
-
     for index, model in enumerate(data.models):
         jobs.check_model_access(session, team, model, param=f"models.{index}")
     dataset = datasets.usable(session, team, data.dataset, "dataset", small_ok=True, ready=True)
@@ -111,7 +104,7 @@ def _new(
 
 
 def check_job_request(
-    session: Session, team: Team, request: JobEvalRequest, *, has_validation: bool
+    session: Session, team: Team, request: JobEvalRequest, has_validation: bool
 ) -> None:
     """Refuse a job's eval request that could never run (naming `eval.dataset`)."""
     if request.dataset is not None:
@@ -142,6 +135,15 @@ def create_for_job(session: Session, job: Job) -> Eval | None:
     row = _new(session, job.team_id, dataset_id, models, request.grader, job.provider, request, job)
     job.eval_id = row.id
     return row
+
+
+def start_for_job(session: Session, job: Job) -> None:
+    """A job just succeeded: queue the eval it asked for and say so on its timeline."""
+    row = create_for_job(session, job)
+    if row is not None:
+        lifecycle.add_event(
+            session, job, f"Eval {row.id} queued: {job.model} vs {job.fine_tuned_model}"
+        )
 
 
 # -- reading ------------------------------------------------------------------------------
@@ -499,12 +501,10 @@ def _finish(session: Session, row: Eval, status: str) -> None:
 
 
 def _note_on_job(session: Session, job: Job, view: EvalOut) -> None:
-    from shared.jobs import service as jobs
-
     scores = ", ".join(
         f"{r.model} {'-' if r.score is None else f'{r.score:.3f}'}" for r in view.results
     )
-    jobs.add_event(session, job, f"Eval {view.id} {view.status}: {scores}")
+    lifecycle.add_event(session, job, f"Eval {view.id} {view.status}: {scores}")
 
 
 def eval_payload(view: EvalOut) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from shared.models import IdempotencyKey
+from ftq.shared.models import IdempotencyKey
 
 
 def _lock_id(team_id: str | None, key: str) -> int:

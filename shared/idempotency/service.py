@@ -9,11 +9,11 @@ from datetime import timedelta
 
 from sqlalchemy.orm import Session
 
-from shared.errors import BadRequest, Conflict
-from shared.idempotency import repository
-from shared.models import IdempotencyKey
-from shared.security import decrypt, encrypt
-from shared.timeutil import as_utc, utcnow
+from ftq.shared.errors import BadRequest, Conflict
+from ftq.shared.idempotency import repository
+from ftq.shared.models import IdempotencyKey
+from ftq.shared.security import decrypt, encrypt
+from ftq.shared.timeutil import as_utc, utcnow
 
 TTL = timedelta(hours=24)
 KEY_PATTERN = re.compile(r"[\x21-\x7e]{1,255}")

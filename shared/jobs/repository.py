@@ -12,9 +12,9 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from shared.db import get_engine
-from shared.jobs.schemas import ACTIVE_STATUSES, SLOT_STATUSES
-from shared.models import (
+from ftq.shared.db import get_engine
+from ftq.shared.jobs.schemas import ACTIVE_STATUSES, SLOT_STATUSES
+from ftq.shared.models import (
     Dataset,
     Job,
     JobCheckpoint,
@@ -24,8 +24,8 @@ from shared.models import (
     ProviderSweep,
     Team,
 )
-from shared.pagination import paginate
-from shared.timeutil import as_utc, utcnow
+from ftq.shared.pagination import paginate
+from ftq.shared.timeutil import as_utc, utcnow
 
 POLLED_STATUSES = ("submitted", "running")
 

@@ -22,10 +22,10 @@ from typing import Protocol, TypeVar
 
 from sqlalchemy.orm import Session
 
-from shared.jobs import repository
-from shared.models import Job, Team
-from shared.settings import Settings, get_settings
-from shared.timeutil import utcnow
+from ftq.shared.jobs import lifecycle, repository
+from ftq.shared.models import Job, Team
+from ftq.shared.settings import Settings, get_settings
+from ftq.shared.timeutil import utcnow
 
 
 class Queued(Protocol):
@@ -83,8 +83,6 @@ def schedule(session: Session, provider: str, model: str) -> list[Job]:
 
     Admitted jobs move to `uploading` and get a `jobs.submit` outbox row; the caller commits.
     """
-    from shared.jobs import service  # service imports this module
-
     row = repository.lock_capacity(session, provider, model, capacity_for(provider, model))
     active = repository.active_by_team(session, provider, model)
     free = row.capacity - sum(active.values())
@@ -93,7 +91,7 @@ def schedule(session: Session, provider: str, model: str) -> list[Job]:
     candidates = repository.ready_queued(session, provider, model)
     admitted = fair_order(candidates, active)[:free]
     for job in admitted:
-        service.admit(session, job)
+        lifecycle.admit(session, job)
     session.flush()
     return admitted
 

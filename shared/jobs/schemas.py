@@ -8,8 +8,45 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from shared.errors import Unprocessable
-from shared.evals.schemas import JobEval, JobEvalRequest
+from ftq.shared.errors import Unprocessable
+
+GraderName = Literal["exact", "choice", "contains", "bleu", "rouge_l"]
+
+
+class JobEvalRequest(BaseModel):
+    """An eval of the base and the fine-tuned model, run once the job succeeds."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    grader: GraderName = "exact"
+    dataset: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=40,
+        description="null: the job's validation dataset (or validation split)",
+    )
+    max_items: int | None = Field(default=None, ge=1)
+
+
+class EvalResult(BaseModel):
+    """One model's standing: items, mean score of the items answered, provider errors."""
+
+    model: str
+    n: int
+    score: float | None
+    errors: int
+    completed: int
+
+
+class JobEval(BaseModel):
+    """The eval a job asked for: `pending` until the job succeeds, `skipped` if it did not."""
+
+    id: str | None
+    status: Literal["pending", "skipped", "queued", "running", "completed", "failed"]
+    grader: str
+    dataset: str | None
+    results: list[EvalResult]
+
 
 JobStatus = Literal[
     "queued", "uploading", "submitted", "running", "succeeded", "failed", "cancelled"

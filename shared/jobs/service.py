@@ -3,8 +3,8 @@
 Lifecycle: `queued` (waiting for dataset validation, then for a slot: see scheduling.py) →
 `uploading` (holds a slot; the worker uploads files and creates the provider job exactly once) →
 `submitted` → `running` → `succeeded` | `failed` | `cancelled`. Every status change goes through
-`_set_status`, under the job's row lock, so each change emits exactly one webhook event however
-often a task is retried.
+`lifecycle.set_status`, under the job's row lock, so each change emits exactly one webhook
+event however often a task is retried.
 """
 
 from __future__ import annotations
@@ -18,26 +18,26 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from shared import catalog
-from shared.datasets import repository as datasets_repo
-from shared.datasets import service as datasets_service
-from shared.errors import Conflict, NotFound, QuotaExceeded, Unprocessable
-from shared.evals import service as evals
-from shared.ids import new_id
-from shared.jobs import repository, scheduling
-from shared.jobs.schemas import TERMINAL_STATUSES, Checkpoint, JobCreate, Method, MetricPoint
-from shared.jobs.schemas import Job as JobOut
-from shared.models import Dataset, Job, JobEvent, Team
-from shared.outbox import enqueue
-from shared.providers.base import JobSpec, ProviderEvent, ProviderJob
-from shared.providers.registry import check_configured, configured_providers
-from shared.settings import get_settings
-from shared.timeutil import as_utc, utcnow
-from shared.webhooks import service as webhooks
+from ftq.shared import catalog
+from ftq.shared.datasets import repository as datasets_repo
+from ftq.shared.datasets import service as datasets_service
+from ftq.shared.errors import Conflict, NotFound, QuotaExceeded, Unprocessable
+from ftq.shared.ids import new_id
+from ftq.shared.jobs import hooks, lifecycle, repository, scheduling, sync
+from ftq.shared.jobs.lifecycle import add_event, fail
+from ftq.shared.jobs.schemas import TERMINAL_STATUSES, Checkpoint, JobCreate, Method, MetricPoint
+from ftq.shared.jobs.schemas import Job as JobOut
+from ftq.shared.models import Dataset, Job, JobEvent, Team
+from ftq.shared.outbox import enqueue
+from ftq.shared.providers.base import JobSpec, ProviderEvent, ProviderJob
+from ftq.shared.providers.registry import check_configured, configured_providers
+from ftq.shared.settings import get_settings
+from ftq.shared.teams.schemas import TeamUsage
+from ftq.shared.timeutil import as_utc, utcnow
+from ftq.shared.webhooks import service as webhooks
 
 log = logging.getLogger(__name__)
 
-WEBHOOK_STATUSES = {"submitted", "running", "succeeded", "failed", "cancelled"}
 DEFAULT_SPLIT_SEED = 0
 
 
@@ -81,7 +81,7 @@ def create(session: Session, team: Team, data: JobCreate) -> Job:
         webhooks.check_destination(data.webhook_url)
     if data.eval is not None:
         has_validation = validation is not None or data.validation_split is not None
-        evals.check_job_request(session, team, data.eval, has_validation=has_validation)
+        hooks.eval_requested(session, team, data.eval, has_validation)
     method = data.method.model_dump(mode="json")
     cost = _estimated_cost(training, method)
     reason = scheduling.over_budget(session, team, cost)
@@ -111,7 +111,7 @@ def create(session: Session, team: Team, data: JobCreate) -> Job:
     )
     repository.add(session, job)
     add_event(session, job, f"Job created for model {job.model} on {provider}")
-    for warning in _lifecycle_warnings(job):
+    for warning in lifecycle.lifecycle_warnings(job):
         add_event(session, job, warning, level="warn")
     if validation is not None and data.validation_split is not None:
         add_event(
@@ -132,7 +132,7 @@ def _split(
     session: Session, team: Team, source: Dataset, data: JobCreate
 ) -> tuple[Dataset, Dataset]:
     """The training remainder and the seeded validation share of a dataset."""
-    from shared.datasets.schemas import DatasetSplit
+    from ftq.shared.datasets.schemas import DatasetSplit
 
     assert data.validation_split is not None
     request = DatasetSplit(fraction=data.validation_split, seed=_split_seed(data))
@@ -209,13 +209,6 @@ def release_missed(session: Session) -> None:
         _release_if_ready(session, job)
 
 
-def admit(session: Session, job: Job) -> None:
-    """Give a queued job its provider slot: it moves to `uploading` and is submitted."""
-    job.admitted_at = utcnow()
-    _set_status(session, job, "uploading", f"Provider slot taken on {job.provider}/{job.model}")
-    enqueue(session, "jobs.submit", job.id)
-
-
 def get(session: Session, team: Team, job_id: str) -> Job:
     """A team's job, or 404."""
     job = repository.get_for_team(session, team.id, job_id)
@@ -275,7 +268,7 @@ def to_schema(session: Session, job: Job, positions: dict[str, int] | None = Non
         result_file=result,  # type: ignore[arg-type]
         estimated_cost_usd=job.estimated_cost_usd,
         error=error,  # type: ignore[arg-type]
-        eval=evals.job_eval(session, job),
+        eval=next((view for view in hooks.eval_view(session, job) if view), None),
         created_at=job.created_at,
         updated_at=job.updated_at,
         started_at=job.started_at,
@@ -294,7 +287,7 @@ def cancel(session: Session, team: Team, job_id: str) -> Job:
         )
     if job.provider_job_id:
         enqueue(session, "jobs.cancel_at_provider", job.id)
-    _set_status(session, job, "cancelled", "Job cancelled at the team's request")
+    lifecycle.set_status(session, job, "cancelled", "Job cancelled at the team's request")
     return job
 
 
@@ -368,75 +361,6 @@ def result_blob(session: Session, team: Team, job_id: str) -> tuple[Job, str]:
     if not job.result_blob_key:
         raise NotFound(f"job {job_id} has no result file yet", param="id")
     return job, job.result_blob_key
-
-
-def add_event(session: Session, job: Job, message: str, *, level: str = "info") -> None:
-    """Append one of ftq's own events to a job's timeline."""
-    repository.add(
-        session, JobEvent(job_id=job.id, source="ftq", level=level, type="message", message=message)
-    )
-
-
-def fail(session: Session, job: Job, code: str, message: str) -> None:
-    """Finish a job as failed with a code and a message a person can act on."""
-    job.error_code, job.error_message = code, message
-    _set_status(session, job, "failed", f"Job failed ({code}): {message}", level="error")
-
-
-def set_status(
-    session: Session, job: Job, status: str, message: str, *, level: str = "info"
-) -> None:
-    """Move a (locked) job to `status`: timestamps, an event, one webhook, a freed slot."""
-    _set_status(session, job, status, message, level=level)
-
-
-def _set_status(
-    session: Session, job: Job, status: str, message: str, *, level: str = "info"
-) -> None:
-    if job.status == status:
-        return
-    job.status = status
-    now = utcnow()
-    if status == "running" and job.started_at is None:
-        job.started_at = now
-    if status in TERMINAL_STATUSES:
-        job.finished_at, job.next_poll_at = now, None
-    add_event(session, job, message, level=level)
-    if status in WEBHOOK_STATUSES:
-        webhooks.emit(session, job.team_id, f"job.{status}", job_payload(job), job=job)
-    if status in TERMINAL_STATUSES and job.admitted_at is not None:
-        enqueue(session, "jobs.schedule", job.provider, job.model)  # hand the slot on
-    if status == "succeeded":
-        _on_succeeded(session, job)
-
-
-def _on_succeeded(session: Session, job: Job) -> None:
-    """Follow-up work of a job that just succeeded (in the same transaction)."""
-    row = evals.create_for_job(session, job)
-    if row is not None:
-        add_event(session, job, f"Eval {row.id} queued: {job.model} vs {job.fine_tuned_model}")
-
-
-def job_payload(job: Job) -> dict[str, Any]:
-    """The thin webhook payload of a job event."""
-    error = {"code": job.error_code, "message": job.error_message} if job.error_code else None
-    return {
-        "id": job.id,
-        "object": "job",
-        "status": job.status,
-        "model": job.model,
-        "fine_tuned_model": job.fine_tuned_model,
-        "provider_job_id": job.provider_job_id,
-        "error": error,
-        "metadata": job.job_metadata,
-        "warnings": _lifecycle_warnings(job),
-    }
-
-
-def _lifecycle_warnings(job: Job) -> list[str]:
-    """What the team must know about the model's future, on the job's webhooks."""
-    warning = catalog.retirement_warning(job.model, job.provider, utcnow().date())
-    return [warning] if warning else []
 
 
 @dataclass(frozen=True)
@@ -516,7 +440,8 @@ def record_submission(session: Session, job_id: str, provider_job: ProviderJob) 
     job.provider_status = provider_job.status
     job.next_poll_at = utcnow()
     job.poll_interval_seconds = get_settings().poll_interval_seconds
-    _set_status(session, job, "submitted", f"Submitted to {job.provider} as {provider_job.id}")
+    message = f"Submitted to {job.provider} as {provider_job.id}"
+    lifecycle.set_status(session, job, "submitted", message)
     return True
 
 
@@ -532,19 +457,10 @@ def unrecorded_submission(session: Session, job_id: str) -> str | None:
     return job.provider if job.submit_attempts > 0 else None
 
 
-def fail_by_id(session: Session, job_id: str, code: str, message: str) -> None:
-    """Fail a job unless it already finished."""
-    job = repository.lock(session, job_id)
-    if job is not None and job.status not in TERMINAL_STATUSES:
-        fail(session, job, code, message)
-
-
 def apply_provider_state(
     session: Session, job_id: str, state: ProviderJob, events: list[ProviderEvent], **kwargs: Any
 ) -> bool:
     """Mirror the provider's job (see sync.apply_provider_state)."""
-    from shared.jobs import sync
-
     return sync.apply_provider_state(session, job_id, state, events, **kwargs)
 
 
@@ -564,3 +480,19 @@ def job_for_provider_job(
         Job.provider.in_(providers), Job.provider_job_id == provider_job_id
     )
     return session.scalar(query)
+
+
+def usage(session: Session, team: Team) -> TeamUsage:
+    """The team's usage this calendar month: estimated spend against its budget, job counts."""
+    start = scheduling.month_start()
+    spent = scheduling.spent_this_month(session, team.id)
+    counts = repository.month_counts(session, team.id, start)
+    budget = team.monthly_budget_usd
+    return TeamUsage(
+        month=start.strftime("%Y-%m"),
+        estimated_cost_usd=spent,
+        budget_remaining_usd=max(budget - spent, 0) if budget is not None else None,
+        jobs_created=sum(counts.values()),
+        active_jobs=repository.count_active(session, team.id),
+        queued_jobs=repository.count_queued(session, team.id),
+    )

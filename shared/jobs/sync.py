@@ -19,12 +19,12 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from shared.jobs import repository, service
-from shared.jobs.schemas import TERMINAL_STATUSES
-from shared.models import Job, JobCheckpoint, JobEvent, JobMetric
-from shared.providers.base import ProviderCheckpoint, ProviderEvent, ProviderJob
-from shared.settings import get_settings
-from shared.timeutil import as_utc, utcnow
+from ftq.shared.jobs import lifecycle, repository
+from ftq.shared.jobs.schemas import TERMINAL_STATUSES
+from ftq.shared.models import Job, JobCheckpoint, JobEvent, JobMetric
+from ftq.shared.providers.base import ProviderCheckpoint, ProviderEvent, ProviderJob
+from ftq.shared.settings import get_settings
+from ftq.shared.timeutil import as_utc, utcnow
 
 PROVIDER_TO_STATUS = {
     "validating_files": "submitted",
@@ -182,20 +182,20 @@ def _apply_status(session: Session, job: Job, state: ProviderJob) -> None:
     status = PROVIDER_TO_STATUS.get(state.status, job.status)
     if status == "succeeded":
         if job.status != "running":  # it ran between two reads: say so before it finished
-            service.set_status(session, job, "running", "Training started at the provider")
+            lifecycle.set_status(session, job, "running", "Training started at the provider")
         job.fine_tuned_model, job.trained_tokens = state.fine_tuned_model, state.trained_tokens
-        service.set_status(
+        lifecycle.set_status(
             session, job, "succeeded", f"Fine-tuned model ready: {state.fine_tuned_model}"
         )
     elif status == "failed":
         message = state.error_message or "the provider reported the job failed"
         if state.error_code:
             message = f"{message} (provider code {state.error_code})"
-        service.fail(session, job, "provider_failed", message)
+        lifecycle.fail(session, job, "provider_failed", message)
     elif status == "cancelled":
-        service.set_status(session, job, "cancelled", "Job was cancelled at the provider")
+        lifecycle.set_status(session, job, "cancelled", "Job was cancelled at the provider")
     elif status == "running":
-        service.set_status(session, job, "running", "Training started at the provider")
+        lifecycle.set_status(session, job, "running", "Training started at the provider")
 
 
 def _store_events(session: Session, job: Job, events: Sequence[ProviderEvent]) -> int:

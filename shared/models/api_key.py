@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from shared.models.base import Base, CreatedAtMixin
+from ftq.shared.models.base import Base, CreatedAtMixin
 
 
 class ApiKey(CreatedAtMixin, Base):

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import BigInteger, ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from shared.models.base import Base, CreatedAtMixin
+from ftq.shared.models.base import Base, CreatedAtMixin
 
 
 class Dataset(CreatedAtMixin, Base):

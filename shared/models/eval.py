@@ -8,8 +8,8 @@ from typing import Any
 from sqlalchemy import ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from shared.models.base import Base, CreatedAtMixin
-from shared.timeutil import utcnow
+from ftq.shared.models.base import Base, CreatedAtMixin
+from ftq.shared.timeutil import utcnow
 
 
 class Eval(CreatedAtMixin, Base):

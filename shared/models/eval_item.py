@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import ForeignKey, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from shared.models.base import Base
+from ftq.shared.models.base import Base
 
 
 class EvalItem(Base):

@@ -7,8 +7,8 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from shared.models.base import Base
-from shared.timeutil import utcnow
+from ftq.shared.models.base import Base
+from ftq.shared.timeutil import utcnow
 
 
 class EvalOutput(Base):

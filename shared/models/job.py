@@ -9,8 +9,8 @@ from typing import Any
 from sqlalchemy import BigInteger, ForeignKey, Index, Numeric, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from shared.models.base import Base, CreatedAtMixin
-from shared.timeutil import utcnow
+from ftq.shared.models.base import Base, CreatedAtMixin
+from ftq.shared.timeutil import utcnow
 
 
 class Job(CreatedAtMixin, Base):
@@ -59,7 +59,7 @@ class Job(CreatedAtMixin, Base):
     result_file_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
     result_blob_key: Mapped[str | None] = mapped_column(String(300), nullable=True)
     result_bytes: Mapped[int | None] = mapped_column(nullable=True)
-    # The eval asked for when the job succeeds (shared.evals.schemas.JobEvalRequest) and its id.
+    # The eval asked for when the job succeeds (ftq.shared.evals.schemas.JobEvalRequest) and its id.
     eval_request: Mapped[dict[str, Any] | None] = mapped_column(nullable=True)
     eval_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
     started_at: Mapped[datetime | None] = mapped_column(nullable=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import ForeignKey
 from sqlalchemy.orm import Mapped, mapped_column
 
-from shared.models.base import Base
+from ftq.shared.models.base import Base
 
 
 class JobMetric(Base):

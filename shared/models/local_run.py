@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import BigInteger, Boolean, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from shared.models.base import Base, CreatedAtMixin
+from ftq.shared.models.base import Base, CreatedAtMixin
 
 
 class LocalRun(CreatedAtMixin, Base):

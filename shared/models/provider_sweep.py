@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from shared.models.base import Base
+from ftq.shared.models.base import Base
 
 
 class ProviderSweep(Base):

@@ -7,8 +7,8 @@ from datetime import datetime
 from sqlalchemy import String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from shared.models.base import Base, CreatedAtMixin
-from shared.timeutil import utcnow
+from ftq.shared.models.base import Base, CreatedAtMixin
+from ftq.shared.timeutil import utcnow
 
 
 class TaskAttempt(CreatedAtMixin, Base):

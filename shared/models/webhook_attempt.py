@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from shared.models.base import Base, CreatedAtMixin
+from ftq.shared.models.base import Base, CreatedAtMixin
 
 
 class WebhookAttempt(CreatedAtMixin, Base):

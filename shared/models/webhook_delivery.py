@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from shared.models.base import Base, CreatedAtMixin
+from ftq.shared.models.base import Base, CreatedAtMixin
 
 
 class WebhookDelivery(CreatedAtMixin, Base):

@@ -8,7 +8,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy.orm import Session
 
-from shared.observability import repository
+from ftq.shared.observability import repository
 
 JOB_STATUSES = ("queued", "uploading", "submitted", "running", "succeeded", "failed", "cancelled")
 # kombu's Redis transport keeps priorities 3, 6 and 9 of a queue in sibling lists.

@@ -9,8 +9,8 @@ from contextvars import ContextVar, Token
 from datetime import UTC, datetime
 from typing import IO, Any
 
-from shared.observability.redaction import SecretRedactionFilter, redact, register_secret
-from shared.settings import Settings, get_settings
+from ftq.shared.observability.redaction import SecretRedactionFilter, redact, register_secret
+from ftq.shared.settings import Settings, get_settings
 
 EXTRA_FIELDS = ("method", "route", "path", "status", "duration_ms")
 QUIET = {

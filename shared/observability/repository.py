@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from shared.models import Job
+from ftq.shared.models import Job
 
 
 def jobs_by_status(session: Session) -> dict[str, int]:

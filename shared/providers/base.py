@@ -1,7 +1,7 @@
 """The provider interface every fine-tuning backend implements, and its error classes.
 
-A provider is built by `shared.providers.registry.get_provider(name)`. Every method either returns
-or raises one of the three `ProviderError` classes below, which tell the caller what to do:
+A provider is built by `ftq.shared.providers.registry.get_provider(name)`. Every method either
+returns or raises one of the three `ProviderError` classes below, which tell the caller what to do:
 `ProviderRetryable` (429, 5xx, timeouts, connection errors: retry later, honouring
 `retry_after`), `ProviderRejected` (400/404/422: the request itself is wrong; fail with the
 provider's message) and `ProviderUnavailable` (403: the provider will not do this for us; fail at

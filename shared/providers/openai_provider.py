@@ -14,8 +14,8 @@ from typing import Any
 import openai
 from openai import OpenAI
 
-from shared.observability.metrics import record_provider_call
-from shared.providers.base import (
+from ftq.shared.observability.metrics import record_provider_call
+from ftq.shared.providers.base import (
     METADATA_KEY,
     ChatResult,
     JobPage,

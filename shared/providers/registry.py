@@ -15,10 +15,10 @@ from collections.abc import Callable
 
 from openai import AzureOpenAI, OpenAI
 
-from shared.errors import Unprocessable
-from shared.providers.base import Provider
-from shared.providers.openai_provider import OpenAIProvider
-from shared.settings import Settings, get_settings
+from ftq.shared.errors import Unprocessable
+from ftq.shared.providers.base import Provider
+from ftq.shared.providers.openai_provider import OpenAIProvider
+from ftq.shared.settings import Settings, get_settings
 
 PROVIDERS = ("emulator", "openai", "azure-openai", "local")
 # The SDK's own retries would hide 429s from our backoff and re-POST creates without a key.
@@ -47,7 +47,7 @@ def get_provider(name: str, settings: Settings | None = None) -> Provider:
             name, azure_client(settings), deployments=dict(settings.azure_deployments)
         )
     if name == "local":
-        from shared.providers.local.provider import LocalProvider
+        from ftq.shared.providers.local.provider import LocalProvider
 
         return LocalProvider()
     raise Unprocessable(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from shared.models import ApiKey, Team
+from ftq.shared.models import ApiKey, Team
 
 
 def get_team(session: Session, team_id: str) -> Team | None:

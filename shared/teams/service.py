@@ -4,27 +4,26 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from shared.errors import Conflict, NotFound, Unauthorized
-from shared.ids import new_id
-from shared.models import ApiKey, Team
-from shared.security import (
+from ftq.shared.errors import Conflict, NotFound, Unauthorized
+from ftq.shared.ids import new_id
+from ftq.shared.models import ApiKey, Team
+from ftq.shared.security import (
     ROTATION_OVERLAP,
     after_rotation,
     encrypt,
     hash_api_key,
     new_api_key,
 )
-from shared.teams import repository
-from shared.teams.schemas import (
+from ftq.shared.teams import repository
+from ftq.shared.teams.schemas import (
     ApiKeyCreated,
     SigningSecretRotated,
     TeamCreate,
     TeamCreated,
-    TeamUsage,
 )
-from shared.teams.schemas import Team as TeamOut
-from shared.timeutil import utcnow
-from shared.webhooks.signing import generate_secret
+from ftq.shared.teams.schemas import Team as TeamOut
+from ftq.shared.timeutil import utcnow
+from ftq.shared.webhooks.signing import generate_secret
 
 
 def create_team(session: Session, data: TeamCreate) -> TeamCreated:
@@ -84,25 +83,6 @@ def get_team(session: Session, team_id: str) -> Team:
     if team is None:
         raise NotFound(f"no team {team_id}", param="id")
     return team
-
-
-def usage(session: Session, team: Team) -> TeamUsage:
-    """The team's usage this calendar month: estimated spend against its budget, job counts."""
-    from shared.jobs import repository as jobs_repo
-    from shared.jobs import scheduling
-
-    start = scheduling.month_start()
-    spent = scheduling.spent_this_month(session, team.id)
-    counts = jobs_repo.month_counts(session, team.id, start)
-    budget = team.monthly_budget_usd
-    return TeamUsage(
-        month=start.strftime("%Y-%m"),
-        estimated_cost_usd=spent,
-        budget_remaining_usd=max(budget - spent, 0) if budget is not None else None,
-        jobs_created=sum(counts.values()),
-        active_jobs=jobs_repo.count_active(session, team.id),
-        queued_jobs=jobs_repo.count_queued(session, team.id),
-    )
 
 
 def rotate_signing_secret(session: Session, team: Team) -> SigningSecretRotated:

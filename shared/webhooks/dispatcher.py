@@ -15,8 +15,8 @@ from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from shared.settings import get_settings
-from shared.webhooks.transport import AsyncWebhookSender, SendResult
+from ftq.shared.settings import get_settings
+from ftq.shared.webhooks.transport import AsyncWebhookSender, SendResult
 
 T = TypeVar("T")
 

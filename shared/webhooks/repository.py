@@ -9,8 +9,8 @@ from typing import Any
 from sqlalchemy import Table, bindparam, case, insert, select, update
 from sqlalchemy.orm import Session
 
-from shared.models import Team, WebhookAttempt, WebhookDelivery, WebhookEndpoint
-from shared.pagination import paginate
+from ftq.shared.models import Team, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from ftq.shared.pagination import paginate
 
 _deliveries: Table = WebhookDelivery.__table__  # type: ignore[assignment]
 

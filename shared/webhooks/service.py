@@ -13,21 +13,21 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from shared.errors import Conflict, NotFound
-from shared.ids import new_id
-from shared.models import Job, Team, WebhookAttempt, WebhookDelivery, WebhookEndpoint
-from shared.observability.metrics import record_webhook_attempt
-from shared.outbox import enqueue
-from shared.security import after_rotation, encrypt, signing_secrets
-from shared.settings import get_settings
-from shared.timeutil import as_utc, utcnow
-from shared.webhooks import repository
-from shared.webhooks.dispatcher import Dispatcher, Outgoing, get_dispatcher
-from shared.webhooks.schedule import next_delay
-from shared.webhooks.schemas import WebhookEndpointCreate, WebhookEndpointUpdate
-from shared.webhooks.signing import build_headers, generate_secret
-from shared.webhooks.ssrf import check_url
-from shared.webhooks.transport import SendResult
+from ftq.shared.errors import Conflict, NotFound
+from ftq.shared.ids import new_id
+from ftq.shared.models import Job, Team, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from ftq.shared.observability.metrics import record_webhook_attempt
+from ftq.shared.outbox import enqueue
+from ftq.shared.security import after_rotation, encrypt, signing_secrets
+from ftq.shared.settings import get_settings
+from ftq.shared.timeutil import as_utc, utcnow
+from ftq.shared.webhooks import repository
+from ftq.shared.webhooks.dispatcher import Dispatcher, Outgoing, get_dispatcher
+from ftq.shared.webhooks.schedule import next_delay
+from ftq.shared.webhooks.schemas import WebhookEndpointCreate, WebhookEndpointUpdate
+from ftq.shared.webhooks.signing import build_headers, generate_secret
+from ftq.shared.webhooks.ssrf import check_url
+from ftq.shared.webhooks.transport import SendResult
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from urllib.parse import SplitResult, quote, urlsplit
 
 import idna
 
-from shared.errors import Unprocessable
+from ftq.shared.errors import Unprocessable
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 

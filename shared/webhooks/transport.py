@@ -50,7 +50,7 @@ import anyio
 import anyio.to_thread
 import httpcore
 
-from shared.webhooks.ssrf import (
+from ftq.shared.webhooks.ssrf import (
     InvalidWebhookURL,
     IPAddress,
     Target,

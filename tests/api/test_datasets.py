@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from shared.settings import get_settings
+from ftq.shared.settings import get_settings
 from tests.conftest import SentTasks
 from tests.factories import auth, chat_jsonl, create_team, upload
 
@@ -80,7 +80,7 @@ def test_bad_files_are_refused_with_line_numbers_and_leave_nothing(
 def test_a_line_over_the_line_limit_is_named_and_never_held_whole(
     client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from shared.datasets import jsonl
+    from ftq.shared.datasets import jsonl
 
     monkeypatch.setattr(jsonl, "MAX_LINE_BYTES", 1024 * 1024)
     team = create_team(client)
@@ -207,7 +207,7 @@ def test_an_unknown_form_field_is_refused_as_it_arrives_and_leaves_nothing(
 def test_a_chunked_body_is_counted_against_the_limit(
     client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from services.api import uploads
+    from ftq.services.api import uploads
 
     monkeypatch.setattr(get_settings(), "max_upload_bytes", 2_000)
     monkeypatch.setattr(uploads, "MAX_OVERHEAD_BYTES", 1_000)

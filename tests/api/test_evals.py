@@ -19,13 +19,13 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from services.worker.tasks import evals as eval_tasks
-from services.worker.tasks import jobs as job_tasks
-from shared.datasets import service as datasets
-from shared.jobs import scheduling
-from shared.models import Eval, EvalOutput, Job, JobEvent, WebhookDelivery
-from shared.outbox import relay
-from shared.settings import get_settings, reset_settings
+from ftq.services.worker.tasks import evals as eval_tasks
+from ftq.services.worker.tasks import jobs as job_tasks
+from ftq.shared.datasets import service as datasets
+from ftq.shared.jobs import scheduling
+from ftq.shared.models import Eval, EvalOutput, Job, JobEvent, WebhookDelivery
+from ftq.shared.outbox import relay
+from ftq.shared.settings import get_settings, reset_settings
 from tests.conftest import SentTasks
 from tests.factories import auth, chat_jsonl, create_team, upload
 from tests.services import shared_data_or_skip
@@ -437,7 +437,7 @@ def test_job_with_eval_ends_with_base_and_fine_tuned_scores(
 def test_a_fine_tuned_model_of_another_team_is_404_in_evals_and_jobs(
     client: TestClient, session: Session
 ) -> None:
-    from shared.models import JobCheckpoint, Team
+    from ftq.shared.models import JobCheckpoint, Team
     from tests.factories import job_row
 
     owner, thief = create_team(client, "owner"), create_team(client, "thief")

@@ -10,10 +10,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from shared.datasets import service as datasets
-from shared.idempotency.repository import _lock_id
-from shared.models import Dataset, IdempotencyKey
-from shared.timeutil import utcnow
+from ftq.shared.datasets import service as datasets
+from ftq.shared.idempotency.repository import _lock_id
+from ftq.shared.models import Dataset, IdempotencyKey
+from ftq.shared.timeutil import utcnow
 from tests.conftest import TEST_DATABASE_URL
 from tests.factories import auth, chat_jsonl, create_team, upload
 
@@ -154,7 +154,7 @@ def test_duplicate_while_the_first_is_in_flight_is_a_409(
 
 
 def test_purge_drops_only_expired_keys(client: TestClient, session: Session) -> None:
-    from shared.idempotency.service import purge_expired
+    from ftq.shared.idempotency.service import purge_expired
 
     team = create_team(client)
     for key in ("stale", "fresh"):

@@ -7,11 +7,11 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
-from shared.datasets import service as datasets
-from shared.jobs import scheduling, sync
-from shared.models import Job
-from shared.providers.base import ProviderCheckpoint, ProviderEvent, ProviderJob
-from shared.storage import get_blob_store
+from ftq.shared.datasets import service as datasets
+from ftq.shared.jobs import scheduling, sync
+from ftq.shared.models import Job
+from ftq.shared.providers.base import ProviderCheckpoint, ProviderEvent, ProviderJob
+from ftq.shared.storage import get_blob_store
 from tests.conftest import SentTasks
 from tests.factories import auth, chat_jsonl, create_team, upload
 
@@ -51,7 +51,7 @@ def test_job_on_a_ready_dataset_is_queued_for_submission(
     assert [j.id for j in admitted] == [job["id"]]
     read = client.get(f"/v1/jobs/{job['id']}", headers=auth(team)).json()
     assert (read["status"], read["queue_position"]) == ("uploading", None)
-    from services.api import uow
+    from ftq.services.api import uow
 
     uow.relay_now()
     assert ("jobs.submit", [job["id"]]) in sent_tasks
@@ -67,7 +67,7 @@ def test_job_waits_for_validation_then_is_released(
     assert "jobs.schedule" not in sent_tasks.names()
     datasets.run_validation(session, dataset["id"])
     session.flush()
-    from services.api import uow
+    from ftq.services.api import uow
 
     uow.relay_now()
     assert ("jobs.schedule", ["emulator", MODEL]) in sent_tasks
@@ -256,7 +256,7 @@ def test_validation_split_cuts_a_seeded_validation_dataset(
     assert (train["n_examples"], valid["n_examples"]) == (12, 4)
     assert valid["status"] == "invalid", "under 10 examples: too few to train on"
     assert client.get(f"/v1/jobs/{body['id']}", headers=auth(team)).json()["status"] == "queued"
-    from services.api import uow
+    from ftq.services.api import uow
 
     uow.relay_now()
     assert ("jobs.schedule", ["emulator", MODEL]) in sent_tasks
@@ -348,8 +348,8 @@ def test_metrics_checkpoints_and_result_file_are_served(
 def test_lora_settings_are_refused_unless_the_provider_is_local(
     client: TestClient, session: Session, monkeypatch: Any
 ) -> None:
-    from shared.jobs.schemas import Method
-    from shared.settings import get_settings
+    from ftq.shared.jobs.schemas import Method
+    from ftq.shared.settings import get_settings
 
     team = create_team(client)
     dataset = _ready_dataset(client, session, team)
@@ -388,7 +388,8 @@ def test_openai_jobs_after_the_wind_down_are_422_and_near_retirement_are_warned(
 ) -> None:
     from datetime import UTC, datetime
 
-    from shared.jobs import service as jobs
+    from ftq.shared.jobs import lifecycle
+    from ftq.shared.jobs import service as jobs
 
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-used")
     team = create_team(client)
@@ -402,6 +403,7 @@ def test_openai_jobs_after_the_wind_down_are_422_and_near_retirement_are_warned(
     assert client.get("/v1/jobs", headers=auth(team)).json()["data"] == [], "nothing written"
 
     monkeypatch.setattr(jobs, "utcnow", lambda: datetime(2026, 12, 20, tzinfo=UTC))
+    monkeypatch.setattr(lifecycle, "utcnow", lambda: datetime(2026, 12, 20, tzinfo=UTC))
     created = _create(client, team, training_dataset=dataset["id"], provider="openai")
     assert created.status_code == 201, created.text
     events = client.get(f"/v1/jobs/{created.json()['id']}/events", headers=auth(team)).json()
@@ -409,4 +411,4 @@ def test_openai_jobs_after_the_wind_down_are_422_and_near_retirement_are_warned(
     assert warned and "stop serving at openai on 2027-01-14" in warned[0]["message"]
     job = session.get(Job, created.json()["id"])
     assert job is not None
-    assert "2027-01-14" in jobs.job_payload(job)["warnings"][0], "the webhooks carry it"
+    assert "2027-01-14" in lifecycle.job_payload(job)["warnings"][0], "the webhooks carry it"

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from services.worker.celery_app import celery_app
-from shared.observability.logging import configure_logging
-from shared.observability.redaction import SecretRedactionFilter
+from ftq.services.worker.celery_app import celery_app
+from ftq.shared.observability.logging import configure_logging
+from ftq.shared.observability.redaction import SecretRedactionFilter
 from tests.factories import ADMIN, auth, create_team
 
 HOOK = "http://127.0.0.1:9/hook"

@@ -11,8 +11,8 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from sqlalchemy.orm import Session
 
-from shared.datasets import service as datasets
-from shared.settings import get_settings
+from ftq.shared.datasets import service as datasets
+from ftq.shared.settings import get_settings
 from tests.factories import auth, chat_jsonl, create_team, upload
 from tests.services import redis_url_or_skip
 
@@ -124,7 +124,7 @@ def test_queue_depth_reads_redis_list_lengths(
 def test_dead_broker_reports_down_instead_of_failing_the_scrape(
     client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from shared.serving import free_port
+    from ftq.shared.serving import free_port
 
     monkeypatch.setattr(get_settings(), "broker_url", f"redis://127.0.0.1:{free_port()}/0")
     text = _scrape(client)

@@ -13,8 +13,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 from standardwebhooks import Webhook
 
-from shared.settings import reset_settings
-from shared.webhooks.signing import generate_secret
+from ftq.shared.settings import reset_settings
+from ftq.shared.webhooks.signing import generate_secret
 from tests.conftest import SentTasks
 from tests.factories import job_row, team_row
 

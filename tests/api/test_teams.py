@@ -58,7 +58,7 @@ def test_revoked_key_stops_working_and_new_key_works(client: TestClient) -> None
 def test_keys_are_stored_hashed(client: TestClient, session) -> None:  # type: ignore[no-untyped-def]
     from sqlalchemy import select
 
-    from shared.models import ApiKey
+    from ftq.shared.models import ApiKey
 
     team = create_team(client, "hashed")
     stored = session.scalars(select(ApiKey.key_hash)).all()
@@ -82,7 +82,7 @@ def test_health_and_readiness(client: TestClient) -> None:
 
 
 def test_team_shows_its_usage_this_month(client: TestClient, session) -> None:  # type: ignore[no-untyped-def]
-    from shared.datasets import service as datasets
+    from ftq.shared.datasets import service as datasets
     from tests.factories import chat_jsonl, upload
 
     team = create_team(client, "usage", monthly_budget_usd="5")

@@ -11,11 +11,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from standardwebhooks import Webhook
 
-from shared.datasets import service as datasets
-from shared.models import Team, WebhookDelivery
-from shared.receiver import WebhookReceiver
-from shared.webhooks import service
-from shared.webhooks.dispatcher import Dispatcher
+from ftq.services.cli.receiver import WebhookReceiver
+from ftq.shared.datasets import service as datasets
+from ftq.shared.models import Team, WebhookDelivery
+from ftq.shared.webhooks import service
+from ftq.shared.webhooks.dispatcher import Dispatcher
 from tests.conftest import SentTasks
 from tests.factories import auth, chat_jsonl, create_team, job_row, upload
 

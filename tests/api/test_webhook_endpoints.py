@@ -11,9 +11,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from shared.models import WebhookEndpoint
-from shared.settings import reset_settings
-from shared.webhooks import ssrf
+from ftq.shared.models import WebhookEndpoint
+from ftq.shared.settings import reset_settings
+from ftq.shared.webhooks import ssrf
 from tests.factories import auth, create_team
 
 HOOK = "http://127.0.0.1:9/hook"

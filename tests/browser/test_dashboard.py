@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from shared.client import FtqClient
+from ftq.services.cli.client import FtqClient
 from tests.e2e.stack import Stack, start_embedded
 from tests.factories import chat_jsonl
 from tests.services import require_services

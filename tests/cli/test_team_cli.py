@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from shared.client import FtqClient
+from ftq.services.cli.client import FtqClient
 from tests.e2e.stack import BIN, ROOT, Stack, start_embedded
 from tests.factories import chat_jsonl
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from shared.client import FtqClient
-from shared.teamcli import config
+from ftq.services.cli.client import FtqClient
+from ftq.services.cli.team import config
 
 
 def test_upload_streams_the_file_and_reports_progress_in_chunks(tmp_path: Path) -> None:

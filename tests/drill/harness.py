@@ -21,7 +21,7 @@ import httpx
 import pytest
 from standardwebhooks import Webhook
 
-from shared.serving import free_port
+from ftq.shared.serving import free_port
 from tests.e2e.stack import BIN, ROOT, Stack, base_env
 from tests.services import drop_database, fresh_database, require_services
 
@@ -219,9 +219,9 @@ class DrillStack(Stack):
         subprocess.run(
             [str(BIN / "ftq"), "migrate"], cwd=ROOT, env=self.env, check=True, capture_output=True
         )
-        emulator = ["-m", "services.emulator", "--port", str(emulator_port)]
+        emulator = ["-m", "ftq.services.emulator", "--port", str(emulator_port)]
         self.spawn("emulator", [str(BIN / "python"), *emulator, "--speed", str(emulator_speed)])
-        api = ["services.api.main:app", "--port", str(api_port), "--workers", "2"]
+        api = ["ftq.services.api.main:app", "--port", str(api_port), "--workers", "2"]
         self.spawn("api", [str(BIN / "uvicorn"), *api, "--log-level", "warning"])
         for slot in WORKER_SLOTS:
             self.start_worker(slot)
@@ -235,7 +235,7 @@ class DrillStack(Stack):
         return super().spawn(name, args, env or self.env)
 
     def _celery(self) -> list[str]:
-        return [str(BIN / "celery"), "-A", "services.worker.celery_app"]
+        return [str(BIN / "celery"), "-A", "ftq.services.worker.celery_app"]
 
     def start_worker(self, slot: str) -> None:
         """A worker on every queue; each generation logs to its own file."""

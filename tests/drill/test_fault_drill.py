@@ -20,8 +20,8 @@ from typing import Any
 import httpx
 import pytest
 
-from shared.client import TERMINAL, FtqAPIError, FtqClient
-from shared.providers.base import METADATA_KEY
+from ftq.services.cli.client import TERMINAL, FtqAPIError, FtqClient
+from ftq.shared.providers.base import METADATA_KEY
 from tests.drill.harness import DrillReceiver, DrillStack, RedisServer, redis_server_or_skip
 from tests.factories import chat_jsonl
 from tests.services import postgres_url_or_skip

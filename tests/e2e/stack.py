@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import redis
 
-from shared.serving import free_port
+from ftq.shared.serving import free_port
 from tests.services import drop_database, fresh_database
 
 BIN = Path(sys.executable).parent
@@ -124,15 +124,22 @@ def start_distributed(
     )
     stack.spawn(
         "emulator",
-        [sys.executable, "-m", "services.emulator", "--port", str(emulator_port), "--speed", "300"],
+        [
+            sys.executable,
+            "-m",
+            "ftq.services.emulator",
+            "--port",
+            str(emulator_port),
+            "--speed=300",
+        ],
         {**env, **(emulator_env or {})},
     )
     stack.spawn(
         "api",
-        [str(BIN / "uvicorn"), "services.api.main:app", "--port", str(api_port), "--workers", "2"],
+        [str(BIN / "uvicorn"), "ftq.services.api.main:app", f"--port={api_port}", "--workers=2"],
         env,
     )
-    celery = [str(BIN / "celery"), "-A", "services.worker.celery_app"]
+    celery = [str(BIN / "celery"), "-A", "ftq.services.worker.celery_app"]
     stack.spawn(
         "worker",
         [

@@ -13,8 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from shared.client import FtqClient
-from shared.serving import free_port
+from ftq.services.cli.client import FtqClient
+from ftq.shared.serving import free_port
 from tests.drill.harness import RedisServer
 from tests.e2e.stack import BIN, ROOT, Stack, base_env
 from tests.factories import chat_jsonl
@@ -40,11 +40,11 @@ def _start(stack: Stack, redis: RedisServer, worker_metrics: int) -> None:
         FTQ_ADMIN_TOKEN=ADMIN_TOKEN,
     )
     subprocess.run([str(BIN / "ftq"), "migrate"], cwd=ROOT, env=env, check=True)
-    emulator = [str(BIN / "python"), "-m", "services.emulator", "--port", str(emulator_port)]
+    emulator = [str(BIN / "python"), "-m", "ftq.services.emulator", "--port", str(emulator_port)]
     stack.spawn("emulator", [*emulator, "--speed", "300"], env)
-    api = [str(BIN / "uvicorn"), "services.api.main:app", "--port", str(api_port)]
+    api = [str(BIN / "uvicorn"), "ftq.services.api.main:app", "--port", str(api_port)]
     stack.spawn("api", api, env)
-    celery = [str(BIN / "celery"), "-A", "services.worker.celery_app"]
+    celery = [str(BIN / "celery"), "-A", "ftq.services.worker.celery_app"]
     worker = ["worker", "-Q", "validate,provider,webhooks,evals", "-P", "threads", "-c", "4"]
     worker_env = {**env, "FTQ_WORKER_METRICS_PORT": str(worker_metrics)}
     stack.spawn("worker", [*celery, *worker, "--without-gossip", "--without-mingle"], worker_env)

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from standardwebhooks import Webhook
 
-from shared.client import FtqClient
-from shared.receiver import WebhookReceiver
+from ftq.services.cli.client import FtqClient
+from ftq.services.cli.receiver import WebhookReceiver
 from tests.e2e.stack import BIN, ROOT, Stack, base_env, start_distributed, start_embedded
 from tests.factories import chat_jsonl
 from tests.services import postgres_url_or_skip, redis_url_or_skip

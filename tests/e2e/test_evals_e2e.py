@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from standardwebhooks import Webhook
 
-from shared.client import FtqClient
-from shared.receiver import WebhookReceiver
+from ftq.services.cli.client import FtqClient
+from ftq.services.cli.receiver import WebhookReceiver
 from tests.e2e.stack import Stack, start_distributed, start_embedded
 from tests.services import postgres_url_or_skip, redis_url_or_skip
 

@@ -17,18 +17,18 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 from standardwebhooks import Webhook
 
-from services.worker.celery_app import create_celery
-from shared.db import make_engine
-from shared.migrate import upgrade
-from shared.models import WebhookAttempt, WebhookDelivery
-from shared.outbox import relay
-from shared.receiver import WebhookReceiver
-from shared.serving import free_port
-from shared.settings import Settings
-from shared.teams import service as teams
-from shared.teams.schemas import TeamCreate
-from shared.webhooks import service
-from shared.webhooks.schemas import WebhookEndpointCreate
+from ftq.services.cli.receiver import WebhookReceiver
+from ftq.services.worker.celery_app import create_celery
+from ftq.shared.db import make_engine
+from ftq.shared.migrate import upgrade
+from ftq.shared.models import WebhookAttempt, WebhookDelivery
+from ftq.shared.outbox import relay
+from ftq.shared.serving import free_port
+from ftq.shared.settings import Settings
+from ftq.shared.teams import service as teams
+from ftq.shared.teams.schemas import TeamCreate
+from ftq.shared.webhooks import service
+from ftq.shared.webhooks.schemas import WebhookEndpointCreate
 from tests.e2e.stack import BIN, ROOT, base_env
 from tests.services import drop_database, fresh_database, postgres_url_or_skip, redis_url_or_skip
 
@@ -123,7 +123,7 @@ class Worker:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        args = [str(BIN / "celery"), "-A", "services.worker.celery_app", "worker"]
+        args = [str(BIN / "celery"), "-A", "ftq.services.worker.celery_app", "worker"]
         args += ["-Q", "webhooks", "-P", "threads", "-c", "2", "--without-gossip"]
         args += ["--without-mingle", "-l", "WARNING"]
         with self.log.open("ab") as out:

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from shared.serving import free_port
+from ftq.shared.serving import free_port
 from tests.e2e.stack import BIN, Stack, base_env
 from tests.factories import chat_line
 from tests.services import require_services
@@ -49,7 +49,7 @@ def jsonl(rows: list[dict[str, Any]]) -> bytes:
 
 def build_tiny(folder: Path) -> Path:
     """The tiny Llama with a tokenizer trained on the units data."""
-    from shared.providers.local.tiny import build_tiny_model
+    from ftq.shared.providers.local.tiny import build_tiny_model
 
     texts = [m["content"] for row in units_rows(300) for m in row["messages"]]
     return build_tiny_model(folder, texts)
@@ -117,11 +117,12 @@ def start_distributed_local(workdir: Path, redis_url: str, tiny: Path) -> tuple[
         **FAST_ENV,
     )
     subprocess.run([str(BIN / "ftq"), "migrate"], cwd=ROOT, env=env, check=True)
-    stack.spawn("api", [str(BIN / "uvicorn"), "services.api.main:app", "--port", str(port)], env)
+    api = [str(BIN / "uvicorn"), "ftq.services.api.main:app", "--port", str(port)]
+    stack.spawn("api", api, env)
     stack.spawn(
         "worker", [*celery_worker("validate,provider,webhooks,evals"), "-P", "threads"], env
     )
-    beat = [str(BIN / "celery"), "-A", "services.worker.celery_app", "beat", "-l", "WARNING"]
+    beat = [str(BIN / "celery"), "-A", "ftq.services.worker.celery_app", "beat", "-l", "WARNING"]
     stack.spawn("beat", [*beat, "-s", str(workdir / "beat-schedule")], env)
     stack.url = f"http://127.0.0.1:{port}"
     stack.wait_http(f"{stack.url}/readyz", timeout=120)
@@ -133,7 +134,7 @@ def celery_worker(queues: str) -> list[str]:
     return [
         str(BIN / "celery"),
         "-A",
-        "services.worker.celery_app",
+        "ftq.services.worker.celery_app",
         "worker",
         "-Q",
         queues,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
-from shared.datasets import service as datasets
+from ftq.shared.datasets import service as datasets
 from tests.factories import auth, chat_jsonl, create_team, upload
 from tests.local.helpers import require_local_stack
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shared.providers.local import hyper
+from ftq.shared.providers.local import hyper
 
 
 def test_auto_values_follow_openai_and_the_documented_base_rate():

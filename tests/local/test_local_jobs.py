@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, text
 
-from shared.client import FtqClient
+from ftq.services.cli.client import FtqClient
 from tests.e2e.stack import Stack
 from tests.local.helpers import (
     build_tiny,

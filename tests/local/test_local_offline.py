@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 
-from shared.providers.base import JobSpec
-from shared.settings import reset_settings
+from ftq.shared.providers.base import JobSpec
+from ftq.shared.settings import reset_settings
 from tests.local.helpers import FAST_ENV, build_tiny, jsonl, require_local_stack, units_rows
 
 ATTEMPTS: list[tuple[str, Any]] = []
@@ -60,8 +60,8 @@ def offline_env(engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 
 
 def _run(tmp_path: Path, rows: list[dict[str, Any]], method: dict[str, Any], job: str) -> Any:
-    from shared.providers.local.provider import LocalProvider
-    from shared.providers.local.trainer import run_training
+    from ftq.shared.providers.local.provider import LocalProvider
+    from ftq.shared.providers.local.trainer import run_training
 
     provider = LocalProvider()
     path = tmp_path / f"{job}.jsonl"

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, text
 
-from shared.client import FtqClient
+from ftq.services.cli.client import FtqClient
 from tests.local.helpers import (
     assert_adapter_reloads,
     build_tiny,

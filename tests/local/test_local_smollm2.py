@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 
-from shared.datasets.convert import evals_record_to_chat
-from shared.providers.base import JobSpec
-from shared.settings import reset_settings
+from ftq.shared.datasets.convert import evals_record_to_chat
+from ftq.shared.providers.base import JobSpec
+from ftq.shared.settings import reset_settings
 from tests.local.helpers import jsonl, require_local_stack
 from tests.services import require_services, shared_data_or_skip
 
@@ -54,8 +54,8 @@ def _score(provider: Any, model: str, rows: list[dict[str, Any]]) -> tuple[float
 
 
 def test_smollm2_fine_tunes_on_ar_lsat_and_is_scored_against_base(smollm2: Path):
-    from shared.providers.local.provider import LocalProvider
-    from shared.providers.local.trainer import run_training
+    from ftq.shared.providers.local.provider import LocalProvider
+    from ftq.shared.providers.local.trainer import run_training
 
     source = shared_data_or_skip() / "ar_lsat.jsonl"
     lines = source.read_text(encoding="utf-8").splitlines()

@@ -12,11 +12,11 @@ from hypothesis import HealthCheck, seed, settings
 from schemathesis.checks import not_a_server_error
 from sqlalchemy.orm import Session
 
-from services.api.deps import get_session
-from services.api.main import create_app
-from shared.datasets import service as datasets
-from shared.settings import reset_settings
-from shared.webhooks.signing import generate_secret
+from ftq.services.api.deps import get_session
+from ftq.services.api.main import create_app
+from ftq.shared.datasets import service as datasets
+from ftq.shared.settings import reset_settings
+from ftq.shared.webhooks.signing import generate_secret
 from tests.conftest import SentTasks
 from tests.factories import ADMIN, chat_jsonl, team_row
 from tests.security.routes import PUBLIC

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from shared.serving import free_port
+from ftq.shared.serving import free_port
 from tests.e2e.stack import BIN, ROOT, Stack, base_env
 from tests.factories import ADMIN, auth, create_team
 from tests.services import drop_database, fresh_database, postgres_url_or_skip
@@ -68,7 +68,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         migrate = [str(BIN / "ftq"), "migrate"]
         subprocess.run(migrate, cwd=ROOT, env=env, check=True, capture_output=True, timeout=120)
         port = free_port()
-        uvicorn = [sys.executable, "-m", "uvicorn", "services.api.main:app", "--port", str(port)]
+        app = "ftq.services.api.main:app"
+        uvicorn = [sys.executable, "-m", "uvicorn", app, "--port", str(port)]
         stack.spawn("api", [*uvicorn, "--workers", "3", "--log-level", "warning"], env)
         stack.url = f"http://127.0.0.1:{port}"
         stack.wait_http(f"{stack.url}/healthz", timeout=90)

@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from services.api.main import create_app
-from shared.settings import reset_settings
-from shared.webhooks.signing import generate_secret
+from ftq.services.api.main import create_app
+from ftq.shared.settings import reset_settings
+from ftq.shared.webhooks.signing import generate_secret
 from tests.factories import ADMIN, auth, create_team
 from tests.security.routes import PUBLIC, Route, app_routes, protected_routes
 

@@ -8,13 +8,13 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
-from services.api.main import create_app
-from shared.datasets import service as datasets
-from shared.jobs import sync
-from shared.models import Job
-from shared.providers.base import ProviderCheckpoint, ProviderEvent, ProviderJob
-from shared.storage import get_blob_store
-from shared.webhooks import service as webhooks
+from ftq.services.api.main import create_app
+from ftq.shared.datasets import service as datasets
+from ftq.shared.jobs import sync
+from ftq.shared.models import Job
+from ftq.shared.providers.base import ProviderCheckpoint, ProviderEvent, ProviderJob
+from ftq.shared.storage import get_blob_store
+from ftq.shared.webhooks import service as webhooks
 from tests.factories import auth, chat_jsonl, create_team, upload
 from tests.security.routes import Route, protected_routes
 

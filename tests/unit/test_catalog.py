@@ -6,7 +6,14 @@ from datetime import date
 
 import pytest
 
-from shared.catalog import MODELS, PRICES_ENV, UnknownModel, base_model_name, get_model, list_models
+from ftq.shared.catalog import (
+    MODELS,
+    PRICES_ENV,
+    UnknownModel,
+    base_model_name,
+    get_model,
+    list_models,
+)
 
 
 @pytest.mark.parametrize(
@@ -88,7 +95,7 @@ def test_bad_price_override(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_openai_takes_no_new_jobs_after_the_wind_down_and_says_where_to_go() -> None:
-    from shared.catalog import ModelClosed, check_open
+    from ftq.shared.catalog import ModelClosed, check_open
 
     check_open("gpt-4.1-nano-2025-04-14", "openai", date(2027, 1, 5), lambda: ["together"])
     with pytest.raises(ModelClosed) as closed:
@@ -103,7 +110,7 @@ def test_openai_takes_no_new_jobs_after_the_wind_down_and_says_where_to_go() -> 
 
 
 def test_a_model_retiring_within_30_days_is_warned_about_and_others_are_not() -> None:
-    from shared.catalog import retirement_warning
+    from ftq.shared.catalog import retirement_warning
 
     warning = retirement_warning("gpt-4o-mini", "openai", date(2026, 12, 20))
     assert warning and "on 2027-01-14" in warning and "gpt-4o-mini" in warning

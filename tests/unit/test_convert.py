@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.datasets.convert import ConversionError, evals_record_to_chat, evals_to_chat, split
+from ftq.shared.datasets.convert import ConversionError, evals_record_to_chat, evals_to_chat, split
 
 USER = {"role": "user", "content": "Which is it?"}
 

@@ -8,8 +8,8 @@ from typing import Any
 
 from typer.testing import CliRunner
 
-from shared.datasets.cli import datasets_cli
-from shared.datasets.validation import validate_file
+from ftq.services.cli.datasets import datasets_cli
+from ftq.shared.datasets.validation import validate_file
 
 runner = CliRunner()
 

@@ -35,7 +35,7 @@ K8S_TARGETS = ("base", "overlays/production")
 # A version kubernetes-validate carries schemas for (it ships 1.25 to 1.37 offline).
 KUBERNETES_VERSION = "1.31.0"
 IMAGE = "ghcr.io/ftq/ftq:0.1.0"
-CELERY_APP = "services.worker.celery_app"
+CELERY_APP = "ftq.services.worker.celery_app"
 QUEUES = ("validate", "provider", "webhooks", "evals")
 APP_SERVICES = ("migrate", "api", *(f"worker-{q}" for q in QUEUES), "beat", "flower")
 # Customers' webhook URLs, and the provider's API (jobs and files; chat completions for evals).
@@ -83,7 +83,7 @@ def _option(command: list[str], flag: str) -> str | None:
 @functools.cache
 def _task_time_limits() -> dict[str, float]:
     """The longest hard time limit of the tasks routed to each queue, read from the Celery app."""
-    from services.worker.celery_app import celery_app
+    from ftq.services.worker.celery_app import celery_app
 
     celery_app.loader.import_default_modules()
     longest: dict[str, float] = {}
@@ -191,7 +191,7 @@ def test_compose_pools_consume_each_queue_once(services: dict[str, dict[str, Any
     assert len(consumed) == len(set(consumed)), consumed
     # A pool for a further queue (a `gpu` pool for the local provider) may join these.
     assert set(QUEUES) <= set(consumed)
-    from services.worker.celery_app import QUEUES as APP_QUEUES
+    from ftq.services.worker.celery_app import QUEUES as APP_QUEUES
 
     assert set(consumed) <= set(APP_QUEUES), "a pool consumes a queue no task is routed to"
 
@@ -232,7 +232,7 @@ def test_compose_migrate_is_one_shot_and_gates_the_app(
 def test_compose_api(services: dict[str, dict[str, Any]]) -> None:
     api = services["api"]
     command = _command(api)
-    assert command[:2] == ["uvicorn", "services.api.main:app"]
+    assert command[:2] == ["uvicorn", "ftq.services.api.main:app"]
     assert _option(command, "--host") == "0.0.0.0"
     assert _option(command, "--port") == "8000"
     assert int(_option(command, "--workers") or 1) >= 2, "several uvicorn workers"
@@ -265,7 +265,7 @@ def test_compose_emulator_is_opt_in(services: dict[str, dict[str, Any]]) -> None
     assert _command(emulator) == [
         "python",
         "-m",
-        "services.emulator",
+        "ftq.services.emulator",
         "--host",
         "0.0.0.0",
         "--port",
@@ -485,7 +485,7 @@ def test_api_deployment_service_budget_and_autoscaler(docs: tuple[dict[str, Any]
     api = _named(docs, "Deployment", "ftq-api")
     labels = _pod_labels(api)
     container = api["spec"]["template"]["spec"]["containers"][0]
-    assert container["command"][:2] == ["uvicorn", "services.api.main:app"]
+    assert container["command"][:2] == ["uvicorn", "ftq.services.api.main:app"]
     assert "--proxy-headers" in container["command"]
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
@@ -549,7 +549,7 @@ def test_grace_periods_outlast_the_longest_task(docs: tuple[dict[str, Any], ...]
 
 
 def test_task_time_limits_stay_below_the_visibility_timeout() -> None:
-    from services.worker.celery_app import VISIBILITY_TIMEOUT
+    from ftq.services.worker.celery_app import VISIBILITY_TIMEOUT
 
     for queue, limit in _task_time_limits().items():
         if queue not in RESUMABLE_QUEUES:
@@ -681,7 +681,7 @@ def test_the_secret_template_holds_only_placeholders() -> None:
 
 
 def test_the_app_refuses_the_secret_template_in_production() -> None:
-    settings = pytest.importorskip("shared.settings")
+    settings = pytest.importorskip("ftq.shared.settings")
     values = _secret_values(_named(_render("base"), "Secret", "ftq-secrets"))
     with pytest.raises(ValueError):
         settings.Settings(
@@ -744,7 +744,9 @@ def test_dockerfile_is_multi_stage_on_python_slim_without_build_tools() -> None:
     assert not re.search(r"build-essential|\bgcc\b|\bg\+\+|\bmake\b", final_runs)
     assert any(k == "COPY" and rest.startswith("--from=") for k, rest in final)
     build_runs = " ".join(rest for s in stages[:-1] for k, rest in s if k == "RUN")
-    assert re.search(r"pip install (\S+ )*\.(\s|$)", build_runs), "the project is not installed"
+    installs = re.search(r"pip install (\S+ )*\"?\.\[([\w,]+)\]\"?(\s|$)", build_runs)
+    assert installs, "the project is not installed"
+    assert "server" in installs.group(2).split(","), "the image lacks the server extra"
 
 
 def test_dockerfile_environment_and_default_command() -> None:
@@ -759,7 +761,7 @@ def test_dockerfile_environment_and_default_command() -> None:
     assert env.get("PYTHONUNBUFFERED") == "1"
     commands = [rest for keyword, rest in final if keyword == "CMD"]
     assert commands
-    assert json.loads(commands[-1])[:2] == ["uvicorn", "services.api.main:app"]
+    assert json.loads(commands[-1])[:2] == ["uvicorn", "ftq.services.api.main:app"]
 
 
 def test_dockerfile_copies_only_what_exists_and_ignores_the_rest() -> None:
@@ -805,7 +807,7 @@ def test_the_image_install_ships_every_module_and_data_file(tmp_path: Path) -> N
     (wheel,) = (tmp_path / "dist").glob("ftq-*.whl")
     shipped = set(zipfile.ZipFile(wheel).namelist())
     wanted = {
-        str(path.relative_to(context))
+        f"ftq/{path.relative_to(context)}"
         for package in ("shared", "services", "migrations")
         for path in (context / package).rglob("*")
         if path.is_file() and path.suffix in {".py", ".html", ".mako", ".jsonl", ".ini", ".json"}
@@ -813,4 +815,4 @@ def test_the_image_install_ships_every_module_and_data_file(tmp_path: Path) -> N
     assert wanted, "nothing copied"
     assert not wanted - shipped, f"missing from the image: {sorted(wanted - shipped)}"
     entry_points = next(n for n in shipped if n.endswith(".dist-info/entry_points.txt"))
-    assert "ftq = shared.cli:app" in zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert "ftq = ftq.services.cli.main:" in zipfile.ZipFile(wheel).read(entry_points).decode()

@@ -21,9 +21,9 @@ import pytest
 from fastapi import FastAPI
 from openai.types.chat import ChatCompletionMessageParam
 
-from services.emulator import plan
-from services.emulator.app import create_app
-from services.emulator.testing import EmulatorControl, serve_in_thread
+from ftq.services.emulator import plan
+from ftq.services.emulator.app import create_app
+from ftq.services.emulator.testing import EmulatorControl, serve_in_thread
 
 REPO = Path(__file__).resolve().parents[2]
 SPEED = 600.0
@@ -632,7 +632,7 @@ def free_port() -> int:
 
 def test_python_dash_m_serves(tmp_path: Path) -> None:
     port = free_port()
-    command = [sys.executable, "-m", "services.emulator", "--port", str(port), "--speed", "900"]
+    command = [sys.executable, "-m", "ftq.services.emulator", "--port", str(port), "--speed", "900"]
     command += ["--faults", '{"create_403": true}']
     process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
@@ -655,13 +655,13 @@ def test_python_dash_m_serves(tmp_path: Path) -> None:
 
 
 def test_python_dash_m_rejects_bad_faults() -> None:
-    command = [sys.executable, "-m", "services.emulator", "--faults", '{"rate_429": 7}']
+    command = [sys.executable, "-m", "ftq.services.emulator", "--faults", '{"rate_429": 7}']
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=30)
     assert result.returncode == 2 and "--faults" in result.stderr
 
 
 def test_module_app_reads_speed_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    import services.emulator.app as module
+    import ftq.services.emulator.app as module
 
     monkeypatch.setenv("FTQ_EMULATOR_SPEED", "5")
     assert importlib.reload(module).app.state.emulator.speed == 5
@@ -745,7 +745,7 @@ def test_concurrent_clients_are_consistent(
 def test_live_error_shape_switch_and_ftqs_client_reads_it_as_no_error(
     server: str, client: openai.OpenAI, control: EmulatorControl, shape: str, expected: Any
 ) -> None:
-    from shared.providers.openai_provider import to_job
+    from ftq.shared.providers.openai_provider import to_job
 
     job = client.fine_tuning.jobs.create(model="gpt-4o-mini", training_file=chat_file(client))
     assert client.fine_tuning.jobs.retrieve(job.id).error is None

@@ -10,8 +10,8 @@ import openai
 import pytest
 from fastapi import FastAPI
 
-from services.emulator.app import create_app
-from services.emulator.testing import EmulatorControl, serve_in_thread
+from ftq.services.emulator.app import create_app
+from ftq.services.emulator.testing import EmulatorControl, serve_in_thread
 
 API_VERSION = "2025-04-01-preview"
 LINES = [

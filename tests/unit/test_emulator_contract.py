@@ -40,9 +40,9 @@ from pydantic import BaseModel
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from services.emulator.app import create_app
-from services.emulator.azure import is_azure, openai_path
-from services.emulator.testing import EmulatorControl, serve_in_thread
+from ftq.services.emulator.app import create_app
+from ftq.services.emulator.azure import is_azure, openai_path
+from ftq.services.emulator.testing import EmulatorControl, serve_in_thread
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = REPO / os.environ.get("FTQ_SHARED_DATA", "../shared/data")  # relative: to the repo root

@@ -10,8 +10,8 @@ import httpx
 import openai
 import pytest
 
-from services.emulator.app import create_app
-from services.emulator.testing import EmulatorControl, serve_in_thread
+from ftq.services.emulator.app import create_app
+from ftq.services.emulator.testing import EmulatorControl, serve_in_thread
 
 N_JOBS = 250
 LINES = [

@@ -23,8 +23,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from services.emulator.app import create_app
-from services.emulator.testing import EmulatorControl, serve_in_thread
+from ftq.services.emulator.app import create_app
+from ftq.services.emulator.testing import EmulatorControl, serve_in_thread
 
 SECRET = "whsec_" + base64.b64encode(b"emulator-webhook-test-secret").decode()
 

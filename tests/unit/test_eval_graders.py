@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from shared.evals.graders import extract_choice, grade
-from shared.evals.service import parse_record
+from ftq.shared.evals.graders import extract_choice, grade
+from ftq.shared.evals.service import parse_record
 
 
 @pytest.mark.parametrize(

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from services.worker.celery_app import celery_app
-from shared.evals.service import run_task
-from shared.models import Eval
+from ftq.services.worker.celery_app import celery_app
+from ftq.shared.evals.service import run_task
+from ftq.shared.models import Eval
 
 
 def queue_of(task: str) -> str:

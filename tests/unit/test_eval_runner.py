@@ -6,8 +6,8 @@ import threading
 import time
 from typing import Any
 
-from shared.evals.runner import Answer, RateLimiter, RetryPolicy, Work, ask, run_all
-from shared.providers.base import ChatResult, ProviderRejected, ProviderRetryable
+from ftq.shared.evals.runner import Answer, RateLimiter, RetryPolicy, Work, ask, run_all
+from ftq.shared.providers.base import ChatResult, ProviderRejected, ProviderRetryable
 
 
 class FakeProvider:

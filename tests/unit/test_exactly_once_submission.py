@@ -18,12 +18,12 @@ import pytest
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
-from services.worker.tasks import jobs as tasks
-from shared.jobs import service
-from shared.migrate import upgrade
-from shared.models import Dataset, Job, JobEvent
-from shared.providers.base import ProviderRetryable
-from shared.settings import reset_settings
+from ftq.services.worker.tasks import jobs as tasks
+from ftq.shared.jobs import lifecycle, service
+from ftq.shared.migrate import upgrade
+from ftq.shared.models import Dataset, Job, JobEvent
+from ftq.shared.providers.base import ProviderRetryable
+from ftq.shared.settings import reset_settings
 from tests.factories import team_row
 from tests.unit.test_providers_kit import (
     MODEL,
@@ -192,7 +192,7 @@ def test_a_cancel_during_submission_cancels_the_created_job(
 
     def create_while_cancelled(spec: Any) -> Any:
         created = real_create(spec)
-        service.set_status(session, job, "cancelled", "Job cancelled at the team's request")
+        lifecycle.set_status(session, job, "cancelled", "Job cancelled at the team's request")
         return created
 
     monkeypatch.setattr(provider, "create_job", create_while_cancelled)
@@ -206,8 +206,8 @@ KILLED_WORKER = textwrap.dedent(
     """
     import os, sys
     from openai import OpenAI
-    from services.worker.tasks import jobs as tasks
-    from shared.providers.openai_provider import OpenAIProvider
+    from ftq.services.worker.tasks import jobs as tasks
+    from ftq.shared.providers.openai_provider import OpenAIProvider
 
     provider = OpenAIProvider("emulator", OpenAI(api_key="t", base_url=sys.argv[2], max_retries=0))
     if sys.argv[3] == "kill":
@@ -271,8 +271,8 @@ def test_two_concurrent_submits_of_one_job_create_one_provider_job_and_one_file(
 
     from sqlalchemy import delete
 
-    from shared.db import get_sessionmaker
-    from shared.models import Team
+    from ftq.shared.db import get_sessionmaker
+    from ftq.shared.models import Team
 
     make = get_sessionmaker()
     with make() as db:
@@ -319,7 +319,7 @@ def test_a_cancel_while_uploading_then_a_dead_worker_leaves_no_provider_job_runn
 
     def cancelled_then_die(spec: Any) -> Any:
         real_create(spec)
-        service.set_status(session, job, "cancelled", "Job cancelled at the team's request")
+        lifecycle.set_status(session, job, "cancelled", "Job cancelled at the team's request")
         raise WorkerKilled
 
     monkeypatch.setattr(provider, "create_job", cancelled_then_die)

@@ -5,10 +5,10 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from shared.jobs import service
-from shared.models import JobEvent, OutboxMessage, WebhookDelivery
-from shared.providers.base import ProviderEvent, ProviderJob
-from shared.settings import get_settings
+from ftq.shared.jobs import service
+from ftq.shared.models import JobEvent, OutboxMessage, WebhookDelivery
+from ftq.shared.providers.base import ProviderEvent, ProviderJob
+from ftq.shared.settings import get_settings
 from tests.factories import job_row, team_row
 
 
@@ -113,8 +113,8 @@ def test_a_finished_job_is_not_changed_by_late_provider_state(session: Session) 
 def test_metrics_are_stored_once_per_step_and_the_result_csv_fills_gaps(
     session: Session,
 ) -> None:
-    from shared.jobs import sync
-    from shared.models import JobMetric
+    from ftq.shared.jobs import sync
+    from ftq.shared.models import JobMetric
 
     team, _ = team_row(session)
     job = job_row(session, team, status="running")
@@ -141,7 +141,7 @@ def test_metrics_are_stored_once_per_step_and_the_result_csv_fills_gaps(
 def test_result_csv_served_base64_is_decoded() -> None:
     import base64
 
-    from shared.jobs import sync
+    from ftq.shared.jobs import sync
 
     csv = b"step,train_loss\n1,0.5\n"
     assert sync.decode_result(base64.b64encode(csv)) == csv

@@ -7,8 +7,8 @@ import xml.etree.ElementTree as ET
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
-from shared.charts.svg import nice_ticks, render_metrics_svg
-from shared.jobs.schemas import MetricPoint
+from ftq.shared.charts.svg import nice_ticks, render_metrics_svg
+from ftq.shared.jobs.schemas import MetricPoint
 from tests.factories import auth, create_team, job_row
 
 NS = {"svg": "http://www.w3.org/2000/svg"}
@@ -82,7 +82,7 @@ def test_nice_ticks_are_round_and_cover_the_range() -> None:
 def test_metrics_svg_route_serves_the_teams_chart_only(
     client: TestClient, session: Session
 ) -> None:
-    from shared.models import JobMetric, Team
+    from ftq.shared.models import JobMetric, Team
 
     team = create_team(client, "svg-team")
     other = create_team(client, "svg-other")
@@ -100,7 +100,7 @@ def test_metrics_svg_route_serves_the_teams_chart_only(
 
 
 def test_dashboard_page_is_served_without_secrets() -> None:
-    from services.api.main import create_app
+    from ftq.services.api.main import create_app
 
     with TestClient(create_app()) as http:
         page = http.get("/")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, text
 
-from shared.migrate import downgrade, upgrade
+from ftq.shared.migrate import downgrade, upgrade
 
 ENDPOINT = (
     "INSERT INTO webhook_endpoints (id, team_id, url, events, disabled, secret_encrypted, "

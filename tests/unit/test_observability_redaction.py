@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from shared.observability.redaction import SecretRedactionFilter
+from ftq.shared.observability.redaction import SecretRedactionFilter
 
 
 @pytest.mark.parametrize(

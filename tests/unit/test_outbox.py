@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from shared.outbox import enqueue, relay
+from ftq.shared.outbox import enqueue, relay
 
 
 def test_broker_failure_leaves_messages_for_the_next_relay(session: Session) -> None:

@@ -9,11 +9,11 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from services.worker.tasks import jobs as tasks
-from shared.jobs import sync
-from shared.models import Job, JobCheckpoint, JobEvent, JobMetric, Team
-from shared.storage import get_blob_store
-from shared.timeutil import utcnow
+from ftq.services.worker.tasks import jobs as tasks
+from ftq.shared.jobs import sync
+from ftq.shared.models import Job, JobCheckpoint, JobEvent, JobMetric, Team
+from ftq.shared.storage import get_blob_store
+from ftq.shared.timeutil import utcnow
 from tests.factories import chat_jsonl, team_row
 from tests.unit.test_providers_kit import (
     Emulator,

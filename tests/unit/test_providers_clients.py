@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from shared.errors import Unprocessable
-from shared.observability.metrics import PROVIDER_CALLS
-from shared.providers.base import JobSpec, ProviderRejected
-from shared.providers.registry import azure_client, check_configured, get_provider
-from shared.settings import Settings
+from ftq.shared.errors import Unprocessable
+from ftq.shared.observability.metrics import PROVIDER_CALLS
+from ftq.shared.providers.base import JobSpec, ProviderRejected
+from ftq.shared.providers.registry import azure_client, check_configured, get_provider
+from ftq.shared.settings import Settings
 from tests.factories import chat_jsonl
 from tests.unit.test_providers_kit import MODEL, Emulator
 from tests.unit.test_providers_kit import emulator as emulator  # fixtures

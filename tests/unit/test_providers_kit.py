@@ -17,15 +17,15 @@ from openai import OpenAI
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from services.emulator.app import create_app
-from services.emulator.testing import EmulatorControl, serve_in_thread
-from shared.ids import new_id
-from shared.models import Dataset, Job, Team, WebhookDelivery
-from shared.outbox import relay
-from shared.providers.base import JobSpec, ProviderJob
-from shared.providers.openai_provider import OpenAIProvider
-from shared.storage import get_blob_store
-from shared.timeutil import utcnow
+from ftq.services.emulator.app import create_app
+from ftq.services.emulator.testing import EmulatorControl, serve_in_thread
+from ftq.shared.ids import new_id
+from ftq.shared.models import Dataset, Job, Team, WebhookDelivery
+from ftq.shared.outbox import relay
+from ftq.shared.providers.base import JobSpec, ProviderJob
+from ftq.shared.providers.openai_provider import OpenAIProvider
+from ftq.shared.storage import get_blob_store
+from ftq.shared.timeutil import utcnow
 from tests.factories import chat_jsonl
 
 MODEL = "gpt-4o-mini-2024-07-18"
@@ -80,7 +80,7 @@ def run_worker_in(
     session: Session, monkeypatch: pytest.MonkeyPatch, emulator: Emulator
 ) -> list[tuple[str, list[Any]]]:
     """Run the worker's code on the test session against the emulator; returns relayed tasks."""
-    from services.worker.tasks import jobs as tasks
+    from ftq.services.worker.tasks import jobs as tasks
 
     sent: list[tuple[str, list[Any]]] = []
 

@@ -12,12 +12,12 @@ import pytest
 from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.orm import Session
 
-from shared.db import get_sessionmaker
-from shared.ids import new_id
-from shared.jobs import scheduling, service
-from shared.models import Dataset, Job, OutboxMessage, ProviderCapacity, Team
-from shared.settings import Settings, reset_settings
-from shared.timeutil import utcnow
+from ftq.shared.db import get_sessionmaker
+from ftq.shared.ids import new_id
+from ftq.shared.jobs import lifecycle, scheduling, service
+from ftq.shared.models import Dataset, Job, OutboxMessage, ProviderCapacity, Team
+from ftq.shared.settings import Settings, reset_settings
+from ftq.shared.timeutil import utcnow
 from tests.conftest import TEST_DATABASE_URL
 from tests.factories import team_row
 
@@ -109,7 +109,7 @@ def test_two_teams_share_a_cap_of_two_fairly(session: Session, cap_two: None) ->
     assert positions[by_tag["A2"].id] == 1 and positions[by_tag["B2"].id] == 2
     for tag in ("A1", "B1", "A2", "B2", "A3"):
         job = by_tag[tag]
-        service.set_status(session, job, "succeeded", "done")
+        lifecycle.set_status(session, job, "succeeded", "done")
         admit()
     assert order == ["A1", "B1", "A2", "B2", "A3", "A4"]
     assert {j.status for j in a_jobs} == {"succeeded", "uploading"}
@@ -187,8 +187,8 @@ def test_parallel_creates_across_teams_at_their_limit_never_pass_max_active_jobs
     """64 creates at once from four teams allowed two unfinished jobs each: eight jobs in all."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from shared.errors import QuotaExceeded
-    from shared.jobs.schemas import JobCreate
+    from ftq.shared.errors import QuotaExceeded
+    from ftq.shared.jobs.schemas import JobCreate
 
     make, tag = get_sessionmaker(), uuid.uuid4().hex[:8]
     with make() as db:

@@ -7,9 +7,9 @@ import socket
 
 import pytest
 
-from shared.errors import Unprocessable
-from shared.webhooks import ssrf
-from shared.webhooks.ssrf import UnresolvableHost, check_target, check_url, refusal_reason
+from ftq.shared.errors import Unprocessable
+from ftq.shared.webhooks import ssrf
+from ftq.shared.webhooks.ssrf import UnresolvableHost, check_target, check_url, refusal_reason
 
 
 @pytest.fixture

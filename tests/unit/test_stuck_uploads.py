@@ -6,8 +6,8 @@ from datetime import timedelta
 
 from sqlalchemy.orm import Session
 
-from shared.jobs import repository
-from shared.timeutil import utcnow
+from ftq.shared.jobs import repository
+from ftq.shared.timeutil import utcnow
 from tests.factories import job_row, team_row
 
 

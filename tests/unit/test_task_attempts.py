@@ -17,17 +17,18 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.orm import Session
 
-from services.worker.celery_app import celery_app
-from shared import db
-from shared.attempts import repository as attempts_repo
-from shared.attempts import service as attempts
-from shared.attempts.service import CRASH_LOOP_CODE
-from shared.datasets.validation.report import ValidationReport
-from shared.ids import new_id
-from shared.models import Eval, Job, OutboxMessage, TaskAttempt, Team, WebhookDelivery
-from shared.observability.metrics import CRASH_LOOPS
-from shared.settings import get_settings
-from shared.timeutil import utcnow
+from ftq.services.worker.base import refuse
+from ftq.services.worker.celery_app import celery_app
+from ftq.shared import db
+from ftq.shared.attempts import repository as attempts_repo
+from ftq.shared.attempts import service as attempts
+from ftq.shared.attempts.service import CRASH_LOOP_CODE
+from ftq.shared.datasets.validation.report import ValidationReport
+from ftq.shared.ids import new_id
+from ftq.shared.models import Eval, Job, OutboxMessage, TaskAttempt, Team, WebhookDelivery
+from ftq.shared.observability.metrics import CRASH_LOOPS
+from ftq.shared.settings import get_settings
+from ftq.shared.timeutil import utcnow
 from tests.factories import auth, chat_jsonl, create_team, job_row, team_row, upload
 
 CRASHED = 17
@@ -129,7 +130,7 @@ def test_a_refused_validation_makes_the_dataset_invalid_and_fails_its_jobs(
         headers=auth(team),
     ).json()
     assert job["status"] == "queued"
-    attempts.refuse(session, "datasets.validate", (dataset["id"],), 4)
+    refuse(session, "datasets.validate", (dataset["id"],), 4)
     read = client.get(f"/v1/datasets/{dataset['id']}", headers=auth(team)).json()
     assert read["status"] == "invalid"
     report = ValidationReport.model_validate(read["report"])
@@ -157,7 +158,7 @@ def test_a_refused_eval_fails_even_while_its_dead_run_holds_the_lease(session: S
     )
     session.add(row)
     session.flush()
-    attempts.refuse(session, "evals.run", (row.id,), 4)
+    refuse(session, "evals.run", (row.id,), 4)
     assert (row.status, row.error_code, row.lease_token) == ("failed", CRASH_LOOP_CODE, None)
     assert "for this eval died 3 times" in (row.error_message or "")
 
@@ -172,8 +173,8 @@ def test_counters_untouched_for_a_week_are_purged(session: Session) -> None:
 
 
 def test_a_refused_webhook_delivery_fails_and_the_sweep_leaves_it(session: Session) -> None:
-    from shared.webhooks import service as webhooks
-    from shared.webhooks.schemas import WebhookEndpointCreate
+    from ftq.shared.webhooks import service as webhooks
+    from ftq.shared.webhooks.schemas import WebhookEndpointCreate
 
     team, _ = team_row(session, f"crash-{uuid.uuid4().hex[:8]}")
     webhooks.create_endpoint(session, team, WebhookEndpointCreate(url="http://127.0.0.1:9/h"))
@@ -182,7 +183,7 @@ def test_a_refused_webhook_delivery_fails_and_the_sweep_leaves_it(session: Sessi
         select(WebhookDelivery).where(WebhookDelivery.event_id == event_id)
     ).one()
     assert delivery.id.startswith("whd_")
-    attempts.refuse(session, "webhooks.deliver", (delivery.id,), 4)
+    refuse(session, "webhooks.deliver", (delivery.id,), 4)
     assert delivery.status == "failed"
     assert CRASH_LOOP_CODE in (delivery.last_error or "")
     assert "for this webhook delivery died 3 times" in (delivery.last_error or "")

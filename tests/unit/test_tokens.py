@@ -8,7 +8,7 @@ import pytest
 import tiktoken
 import tiktoken.load
 
-from shared.datasets import tokens
+from ftq.shared.datasets import tokens
 
 # Token ids published for these strings by OpenAI's tokenizer (tiktokenizer, cookbook examples).
 KNOWN = [

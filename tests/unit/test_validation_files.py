@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from shared.datasets.convert import evals_to_chat
-from shared.datasets.validation import ValidationReport, validate_file
-from shared.datasets.validation import parallel as parallel_module
+from ftq.shared.datasets.convert import evals_to_chat
+from ftq.shared.datasets.validation import ValidationReport, validate_file
+from ftq.shared.datasets.validation import parallel as parallel_module
 from tests.unit._data import require_shared_data
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from shared.datasets.validation import ERRORS, WARNINGS, ValidationReport, validate_file
+from ftq.shared.datasets.validation import ERRORS, WARNINGS, ValidationReport, validate_file
 
 SYSTEM = {"role": "system", "content": "You are terse."}
 USER = {"role": "user", "content": "What is 2 + 2?"}

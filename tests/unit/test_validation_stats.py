@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.datasets.validation import auto_n_epochs, estimate_cost, validate_file
-from shared.datasets.validation.stats import Tally, billing_tokens, distribution, histogram
+from ftq.shared.datasets.validation import auto_n_epochs, estimate_cost, validate_file
+from ftq.shared.datasets.validation.stats import Tally, billing_tokens, distribution, histogram
 
 
 def linear_quantile(values: list[int], q: float) -> float:

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from shared.datasets.validation import parallel as parallel_module
-from shared.datasets.validation import reader, validate_file
+from ftq.shared.datasets.validation import parallel as parallel_module
+from ftq.shared.datasets.validation import reader, validate_file
 
 GOOD = {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hey"}]}
 

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import tiktoken
 
-from shared.datasets.tokens import get_encoding
-from shared.datasets.validation import validate_file
+from ftq.shared.datasets.tokens import get_encoding
+from ftq.shared.datasets.validation import validate_file
 from tests.unit._data import require_shared_data
 
 

@@ -12,15 +12,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from standardwebhooks import Webhook
 
-from shared.errors import Conflict
-from shared.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
-from shared.receiver import WebhookReceiver
-from shared.serving import free_port
-from shared.timeutil import as_utc, utcnow
-from shared.webhooks import service
-from shared.webhooks.dispatcher import Dispatcher
-from shared.webhooks.schemas import WebhookEndpointCreate
-from shared.webhooks.transport import SendResult
+from ftq.services.cli.receiver import WebhookReceiver
+from ftq.shared.errors import Conflict
+from ftq.shared.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from ftq.shared.serving import free_port
+from ftq.shared.timeutil import as_utc, utcnow
+from ftq.shared.webhooks import service
+from ftq.shared.webhooks.dispatcher import Dispatcher
+from ftq.shared.webhooks.schemas import WebhookEndpointCreate
+from ftq.shared.webhooks.transport import SendResult
 from tests.factories import job_row, team_row
 
 
@@ -359,7 +359,7 @@ def test_two_rotations_within_a_day_keep_every_replaced_secret_signing(
 def test_a_rotated_team_secret_signs_job_urls_alongside_the_old_one(
     session: Session, receiver: WebhookReceiver, dispatcher: Dispatcher
 ) -> None:
-    from shared.teams import service as teams
+    from ftq.shared.teams import service as teams
 
     team, created = team_row(session, "rotating-team")
     job = job_row(session, team, webhook_url=receiver.url)

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from shared.webhooks.schedule import MAX_ATTEMPTS, MAX_RETRY_AFTER_SECONDS, next_delay
+from ftq.shared.webhooks.schedule import MAX_ATTEMPTS, MAX_RETRY_AFTER_SECONDS, next_delay
 
 STEPS = [0, 5, 300, 1800, 7200, 18000, 36000, 36000]
 

@@ -10,13 +10,13 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from shared.ids import new_id
-from shared.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
-from shared.receiver import WebhookReceiver
-from shared.security import encrypt
-from shared.webhooks import service, ssrf
-from shared.webhooks.dispatcher import Dispatcher
-from shared.webhooks.signing import generate_secret
+from ftq.services.cli.receiver import WebhookReceiver
+from ftq.shared.ids import new_id
+from ftq.shared.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from ftq.shared.security import encrypt
+from ftq.shared.webhooks import service, ssrf
+from ftq.shared.webhooks.dispatcher import Dispatcher
+from ftq.shared.webhooks.signing import generate_secret
 from tests.factories import team_row
 
 

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import pytest
 from standardwebhooks import Webhook, WebhookVerificationError
 
-from shared.webhooks.signing import (
+from ftq.shared.webhooks.signing import (
     InvalidSignature,
     build_headers,
     generate_secret,

@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from shared.webhooks.transport import (
+from ftq.shared.webhooks.transport import (
     AsyncWebhookSender,
     SendResult,
     WebhookSender,

@@ -7,12 +7,12 @@ from typing import Any
 import pytest
 from celery.worker.consumer import Consumer
 
-from services.worker.celery_app import celery_app
-from services.worker.consumer import ResilientConsumer
+from ftq.services.worker.celery_app import celery_app
+from ftq.services.worker.consumer import ResilientConsumer
 
 
 def test_the_app_uses_the_resilient_consumer() -> None:
-    assert celery_app.conf.worker_consumer == "services.worker.consumer:ResilientConsumer"
+    assert celery_app.conf.worker_consumer == "ftq.services.worker.consumer:ResilientConsumer"
 
 
 def test_attribute_error_on_close_does_not_stop_the_worker(

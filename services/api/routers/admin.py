@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
-from services.api.deps import AdminDep, SessionDep
-from services.api.idempotency import AdminIdempotencyDep
-from services.api.uow import commit
-from shared.teams import service
-from shared.teams.schemas import ApiKeyCreated, TeamCreate, TeamCreated
+from ftq.services.api.deps import AdminDep, SessionDep
+from ftq.services.api.idempotency import AdminIdempotencyDep
+from ftq.services.api.uow import commit
+from ftq.shared.teams import service
+from ftq.shared.teams.schemas import ApiKeyCreated, TeamCreate, TeamCreated
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
 

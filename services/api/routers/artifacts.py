@@ -7,8 +7,9 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import FileResponse
 
-from services.api.deps import SessionDep, TeamDep
-from shared.providers.local import artifacts as service
+from ftq.services.api.deps import SessionDep, TeamDep
+from ftq.shared.jobs import service as jobs
+from ftq.shared.providers.local import artifacts as service
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
@@ -16,7 +17,7 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 @router.get("/{job_id}/artifacts")
 def list_artifacts(job_id: str, session: SessionDep, team: TeamDep) -> dict[str, Any]:
     """The adapter (safetensors), adapter config, tokenizer and chat template of a local job."""
-    items = service.artifacts(session, team, job_id)
+    items = service.artifacts(session, jobs.get(session, team, job_id))
     data = [
         {
             "object": "artifact",
@@ -32,5 +33,5 @@ def list_artifacts(job_id: str, session: SessionDep, team: TeamDep) -> dict[str,
 @router.get("/{job_id}/artifacts/{name}")
 def download_artifact(job_id: str, name: str, session: SessionDep, team: TeamDep) -> FileResponse:
     """One artifact's bytes."""
-    item = service.artifact(session, team, job_id, name)
+    item = service.artifact(session, jobs.get(session, team, job_id), name)
     return FileResponse(item.path, filename=item.name, media_type="application/octet-stream")

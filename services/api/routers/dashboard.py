@@ -8,9 +8,9 @@ from pathlib import Path
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, Response
 
-from services.api.deps import SessionDep, TeamDep
-from shared.charts.svg import render_metrics_svg
-from shared.jobs import service
+from ftq.services.api.deps import SessionDep, TeamDep
+from ftq.shared.charts.svg import render_metrics_svg
+from ftq.shared.jobs import service
 
 router = APIRouter(tags=["dashboard"])
 PAGE = Path(__file__).with_name("dashboard.html")

@@ -9,23 +9,23 @@ from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from services.api.deps import AfterQuery, LimitQuery, SessionDep, TeamDep
-from services.api.downloads import attachment
-from services.api.idempotency import IdempotencyDep
-from services.api.uow import commit
-from services.api.uploads import ParsedUpload, receive_upload
-from shared.datasets import service
-from shared.datasets.schemas import (
+from ftq.services.api.deps import AfterQuery, LimitQuery, SessionDep, TeamDep
+from ftq.services.api.downloads import attachment
+from ftq.services.api.idempotency import IdempotencyDep
+from ftq.services.api.uow import commit
+from ftq.services.api.uploads import ParsedUpload, receive_upload
+from ftq.shared.datasets import service
+from ftq.shared.datasets.schemas import (
     Dataset,
     DatasetConvert,
     DatasetCreate,
     DatasetSplit,
     DatasetSplitResult,
 )
-from shared.errors import AppError, Unprocessable
-from shared.pagination import Page
-from shared.settings import get_settings
-from shared.storage import get_blob_store
+from ftq.shared.errors import AppError, Unprocessable
+from ftq.shared.pagination import Page
+from ftq.shared.settings import get_settings
+from ftq.shared.storage import get_blob_store
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
 

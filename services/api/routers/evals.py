@@ -6,13 +6,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
-from services.api.deps import AfterQuery, LimitQuery, SessionDep, TeamDep
-from services.api.downloads import attachment
-from services.api.idempotency import IdempotencyDep
-from services.api.uow import commit
-from shared.evals import service
-from shared.evals.schemas import Eval, EvalCreate
-from shared.pagination import Page
+from ftq.services.api.deps import AfterQuery, LimitQuery, SessionDep, TeamDep
+from ftq.services.api.downloads import attachment
+from ftq.services.api.idempotency import IdempotencyDep
+from ftq.services.api.uow import commit
+from ftq.shared.evals import service
+from ftq.shared.evals.schemas import Eval, EvalCreate
+from ftq.shared.pagination import Page
 
 router = APIRouter(prefix="/v1/evals", tags=["evals"])
 

@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
-from shared.db import get_engine
+from ftq.shared.db import get_engine
 
 router = APIRouter(tags=["health"])
 
@@ -27,7 +27,7 @@ def _database_ok() -> bool:
 
 
 def _broker_ok() -> bool:
-    from services.worker.celery_app import celery_app
+    from ftq.services.worker.celery_app import celery_app
 
     try:
         with celery_app.connection_for_write() as connection:

@@ -7,12 +7,12 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 from fastapi.responses import StreamingResponse
 
-from services.api.deps import AfterQuery, LimitQuery, SessionDep, TeamDep
-from services.api.downloads import attachment
-from services.api.idempotency import IdempotencyDep
-from services.api.uow import commit
-from shared.jobs import service
-from shared.jobs.schemas import (
+from ftq.services.api.deps import AfterQuery, LimitQuery, SessionDep, TeamDep
+from ftq.services.api.downloads import attachment
+from ftq.services.api.idempotency import IdempotencyDep
+from ftq.services.api.uow import commit
+from ftq.shared.jobs import service
+from ftq.shared.jobs.schemas import (
     Checkpoint,
     Job,
     JobCreate,
@@ -21,9 +21,9 @@ from shared.jobs.schemas import (
     MetricPoint,
     check_provider_settings,
 )
-from shared.pagination import Page
-from shared.settings import get_settings
-from shared.storage import get_blob_store
+from ftq.shared.pagination import Page
+from ftq.shared.settings import get_settings
+from ftq.shared.storage import get_blob_store
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 

@@ -7,12 +7,12 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from services.api.deps import SessionDep
-from shared.errors import Unauthorized
-from shared.observability.collectors import JobsCollector, QueueCollector
-from shared.observability.metrics import process_registry
-from shared.security import constant_time_equals
-from shared.settings import get_settings
+from ftq.services.api.deps import SessionDep
+from ftq.shared.errors import Unauthorized
+from ftq.shared.observability.collectors import JobsCollector, QueueCollector
+from ftq.shared.observability.metrics import process_registry
+from ftq.shared.security import constant_time_equals
+from ftq.shared.settings import get_settings
 
 router = APIRouter(tags=["health"])
 
@@ -31,7 +31,7 @@ def _check_token(authorization: str | None) -> None:
 @router.get("/metrics", response_class=Response)
 def metrics(session: SessionDep, authorization: Annotated[str | None, Header()] = None) -> Response:
     """This process's counters and histograms, plus jobs by status and queue depth read now."""
-    from services.worker.celery_app import QUEUES
+    from ftq.services.worker.celery_app import QUEUES
 
     _check_token(authorization)
     scraped = CollectorRegistry(auto_describe=False)

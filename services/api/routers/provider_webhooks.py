@@ -13,13 +13,13 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from services.api.deps import SessionDep
-from services.api.uow import commit
-from shared.errors import BadRequest, ServiceUnavailable, Unauthorized
-from shared.jobs import service as jobs
-from shared.outbox import enqueue
-from shared.settings import get_settings
-from shared.webhooks.signing import InvalidSignature, verify
+from ftq.services.api.deps import SessionDep
+from ftq.services.api.uow import commit
+from ftq.shared.errors import BadRequest, ServiceUnavailable, Unauthorized
+from ftq.shared.jobs import service as jobs
+from ftq.shared.outbox import enqueue
+from ftq.shared.settings import get_settings
+from ftq.shared.webhooks.signing import InvalidSignature, verify
 
 router = APIRouter(prefix="/v1/provider-webhooks", tags=["provider webhooks"])
 

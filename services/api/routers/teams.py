@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from services.api.deps import SessionDep, TeamDep
-from services.api.uow import commit
-from shared.teams import service
-from shared.teams.schemas import SigningSecretRotated, Team
+from ftq.services.api.deps import SessionDep, TeamDep
+from ftq.services.api.uow import commit
+from ftq.shared.jobs import service as jobs
+from ftq.shared.teams import service
+from ftq.shared.teams.schemas import SigningSecretRotated, Team
 
 router = APIRouter(prefix="/v1", tags=["team"])
 
@@ -16,7 +17,7 @@ router = APIRouter(prefix="/v1", tags=["team"])
 def read_team(team: TeamDep, session: SessionDep) -> Team:
     """The team the key belongs to, with its quotas and its usage this month."""
     shown = Team.model_validate(team)
-    shown.usage = service.usage(session, team)
+    shown.usage = jobs.usage(session, team)
     return shown
 
 

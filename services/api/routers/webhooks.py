@@ -5,13 +5,13 @@ from __future__ import annotations
 from fastapi import APIRouter, Response, status
 from sqlalchemy.orm import Session
 
-from services.api.deps import AfterQuery, LimitQuery, SessionDep, TeamDep
-from services.api.idempotency import IdempotencyDep
-from services.api.uow import commit
-from shared.models import WebhookDelivery as DeliveryRow
-from shared.pagination import Page
-from shared.webhooks import service
-from shared.webhooks.schemas import (
+from ftq.services.api.deps import AfterQuery, LimitQuery, SessionDep, TeamDep
+from ftq.services.api.idempotency import IdempotencyDep
+from ftq.services.api.uow import commit
+from ftq.shared.models import WebhookDelivery as DeliveryRow
+from ftq.shared.pagination import Page
+from ftq.shared.webhooks import service
+from ftq.shared.webhooks.schemas import (
     DeliveryStatus,
     WebhookAttempt,
     WebhookDelivery,

@@ -10,10 +10,10 @@ from typing import Any, Literal, Self
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from ..faults import Faults
-from ..store import EmulatorState
-from ..telemetry import LOG_SIZE
-from ..webhooks import WebhookTarget
+from ftq.services.emulator.faults import Faults
+from ftq.services.emulator.store import EmulatorState
+from ftq.services.emulator.telemetry import LOG_SIZE
+from ftq.services.emulator.webhooks import WebhookTarget
 
 Milestone = Literal["queued", "running", "succeeded"]
 

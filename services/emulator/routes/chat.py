@@ -6,9 +6,9 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from ..errors import bad_request, invalid_type, missing
-from ..store import EmulatorState
-from .common import json_body
+from ftq.services.emulator.errors import bad_request, invalid_type, missing
+from ftq.services.emulator.routes.common import json_body
+from ftq.services.emulator.store import EmulatorState
 
 ROLES = {"system", "developer", "user", "assistant", "tool", "function"}
 

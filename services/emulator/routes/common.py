@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import Request
 
-from ..errors import JSON_PARSE_MESSAGE, bad_request
+from ftq.services.emulator.errors import JSON_PARSE_MESSAGE, bad_request
 
 
 async def json_body(request: Request) -> Any:

@@ -7,8 +7,8 @@ from typing import Any, Literal
 from fastapi import APIRouter, Query, Request, Response
 from starlette.datastructures import FormData, UploadFile
 
-from ..errors import bad_request, invalid_type, missing
-from ..store import EmulatorState
+from ftq.services.emulator.errors import bad_request, invalid_type, missing
+from ftq.services.emulator.store import EmulatorState
 
 PURPOSES = ["assistants", "batch", "fine-tune", "vision", "user_data", "evals"]
 MAX_BYTES = 512 * 1024 * 1024

@@ -9,9 +9,9 @@ from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import QueryParams
 
-from ..job_request import parse_create
-from ..store import EmulatorState
-from .common import json_body
+from ftq.services.emulator.job_request import parse_create
+from ftq.services.emulator.routes.common import json_body
+from ftq.services.emulator.store import EmulatorState
 
 METADATA_KEY = re.compile(r"metadata\[(.+)\]")
 

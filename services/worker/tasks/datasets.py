@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from services.worker.celery_app import celery_app
-from services.worker.tasks.outbox import relay_now
-from shared.datasets import service
-from shared.db import session_scope
+from ftq.services.worker.celery_app import celery_app
+from ftq.services.worker.tasks.outbox import relay_now
+from ftq.shared.datasets import service
+from ftq.shared.db import session_scope
 
 
 @celery_app.task(name="datasets.validate")

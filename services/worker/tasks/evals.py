@@ -14,14 +14,14 @@ import time
 import uuid
 from functools import partial
 
-from services.worker.celery_app import celery_app
-from services.worker.tasks.outbox import relay_now
-from shared.db import session_scope
-from shared.errors import AppError
-from shared.evals import runner, service
-from shared.providers.base import Provider
-from shared.providers.registry import get_provider
-from shared.settings import get_settings
+from ftq.services.worker.celery_app import celery_app
+from ftq.services.worker.tasks.outbox import relay_now
+from ftq.shared.db import session_scope
+from ftq.shared.errors import AppError
+from ftq.shared.evals import runner, service
+from ftq.shared.providers.base import Provider
+from ftq.shared.providers.registry import get_provider
+from ftq.shared.settings import get_settings
 
 log = logging.getLogger(__name__)
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from services.worker.celery_app import celery_app
-from shared.attempts import service as attempts
-from shared.db import session_scope
-from shared.idempotency import service
+from ftq.services.worker.celery_app import celery_app
+from ftq.shared.attempts import service as attempts
+from ftq.shared.db import session_scope
+from ftq.shared.idempotency import service
 
 
 @celery_app.task(name="idempotency.purge")

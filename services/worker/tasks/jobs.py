@@ -19,12 +19,12 @@ from typing import Any
 
 from celery import Task
 
-from services.worker.celery_app import celery_app
-from services.worker.tasks.outbox import relay_now
-from shared.db import session_scope
-from shared.jobs import repository, scheduling, service, sync
-from shared.models import Dataset
-from shared.providers.base import (
+from ftq.services.worker.celery_app import celery_app
+from ftq.services.worker.tasks.outbox import relay_now
+from ftq.shared.db import session_scope
+from ftq.shared.jobs import lifecycle, repository, scheduling, service, sync
+from ftq.shared.models import Dataset
+from ftq.shared.providers.base import (
     TERMINAL_PROVIDER_STATUSES,
     Provider,
     ProviderError,
@@ -33,10 +33,10 @@ from shared.providers.base import (
     ProviderRetryable,
     ProviderUnavailable,
 )
-from shared.providers.registry import get_provider
-from shared.settings import get_settings
-from shared.storage import get_blob_store
-from shared.timeutil import utcnow
+from ftq.shared.providers.registry import get_provider
+from ftq.shared.settings import get_settings
+from ftq.shared.storage import get_blob_store
+from ftq.shared.timeutil import utcnow
 
 log = logging.getLogger(__name__)
 MAX_SUBMIT_RETRIES = 8
@@ -80,7 +80,7 @@ def submit(self: Task, job_id: str) -> str | None:
             job = repository.lock(session, job_id)
             if job is not None:
                 wait = backoff_seconds(self.request.retries, exc)
-                service.add_event(
+                lifecycle.add_event(
                     session,
                     job,
                     f"Provider busy or failing ({exc.status or 'connection'}: {exc.message}); "
@@ -172,7 +172,7 @@ def _cancel_orphan(provider: Provider, job_id: str) -> None:
 
 def _fail(job_id: str, code: str, message: str) -> None:
     with session_scope() as session:
-        service.fail_by_id(session, job_id, code, message)
+        lifecycle.fail_by_id(session, job_id, code, message)
     relay_now()
 
 
@@ -400,7 +400,7 @@ def control_at_provider(self: Task, job_id: str, action: str) -> str | None:
         with session_scope() as session:
             job = repository.lock(session, job_id)
             if job is not None:
-                service.add_event(
+                lifecycle.add_event(
                     session, job, f"The provider refused to {action}: {exc.message}", level="warn"
                 )
         return None
@@ -409,6 +409,6 @@ def control_at_provider(self: Task, job_id: str, action: str) -> str | None:
         job = repository.lock(session, job_id)
         if job is not None:
             done = "Paused" if action == "pause" else "Resumed"
-            service.add_event(session, job, f"{done} at {provider_name} ({state.status})")
+            lifecycle.add_event(session, job, f"{done} at {provider_name} ({state.status})")
     relay_now()
     return state.status

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from services.worker.celery_app import celery_app
-from services.worker.tasks.outbox import relay_now
-from shared.settings import get_settings
+from ftq.services.worker.celery_app import celery_app
+from ftq.services.worker.tasks.outbox import relay_now
+from ftq.shared.settings import get_settings
 
 LIMIT = get_settings().local_time_limit_seconds
 
@@ -18,7 +18,7 @@ LIMIT = get_settings().local_time_limit_seconds
 )
 def train(run_id: str) -> str:
     """Train a local run (resuming from its last checkpoint) unless a live worker holds it."""
-    from shared.providers.local.trainer import run_training
+    from ftq.shared.providers.local.trainer import run_training
 
     outcome = run_training(run_id)
     relay_now()

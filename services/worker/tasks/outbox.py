@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from services.worker.celery_app import celery_app, send
-from shared.db import session_scope
-from shared.outbox import relay
+from ftq.services.worker.celery_app import celery_app, send
+from ftq.shared.db import session_scope
+from ftq.shared.outbox import relay
 
 
 @celery_app.task(name="outbox.relay")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import time
 
-from services.worker.celery_app import celery_app
-from shared.db import session_scope
-from shared.webhooks import service
-from shared.webhooks.dispatcher import Dispatcher
+from ftq.services.worker.celery_app import celery_app
+from ftq.shared.db import session_scope
+from ftq.shared.webhooks import service
+from ftq.shared.webhooks.dispatcher import Dispatcher
 
 # A task hands back to the queue after this long, so sweeps never pile up behind one.
 MAX_TASK_SECONDS = 60.0

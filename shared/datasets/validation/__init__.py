@@ -1,8 +1,8 @@
 """Dataset validation: every finding with its line, token statistics, epochs and cost."""
 
-from shared.datasets.validation.codes import ERRORS, WARNINGS
-from shared.datasets.validation.core import sniff_format, validate_file
-from shared.datasets.validation.report import (
+from ftq.shared.datasets.validation.codes import ERRORS, WARNINGS
+from ftq.shared.datasets.validation.core import sniff_format, validate_file
+from ftq.shared.datasets.validation.report import (
     Distribution,
     Finding,
     Findings,
@@ -10,7 +10,7 @@ from shared.datasets.validation.report import (
     TokenStats,
     ValidationReport,
 )
-from shared.datasets.validation.stats import auto_n_epochs, estimate_cost
+from ftq.shared.datasets.validation.stats import auto_n_epochs, estimate_cost
 
 __all__ = [
     "ERRORS",

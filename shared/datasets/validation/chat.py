@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.datasets.validation.context import Checks, json_type
-from shared.datasets.validation.counting import REPLY_PRIMING, TOKENS_PER_MESSAGE
-from shared.datasets.validation.messages import Turns, check_messages
-from shared.datasets.validation.tools import check_declarations
+from ftq.shared.datasets.validation.context import Checks, json_type
+from ftq.shared.datasets.validation.counting import REPLY_PRIMING, TOKENS_PER_MESSAGE
+from ftq.shared.datasets.validation.messages import Turns, check_messages
+from ftq.shared.datasets.validation.tools import check_declarations
 
 CHAT_KEYS = frozenset(("messages", "tools", "functions", "parallel_tool_calls"))
 EVALS_KEYS = frozenset(("input", "ideal"))

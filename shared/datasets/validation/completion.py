@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.datasets.validation.chat import Counted, unknown_keys
-from shared.datasets.validation.context import Checks, json_type
+from ftq.shared.datasets.validation.chat import Counted, unknown_keys
+from ftq.shared.datasets.validation.context import Checks, json_type
 
 COMPLETION_KEYS = frozenset(("prompt", "completion"))
 

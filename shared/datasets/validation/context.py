@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from shared.datasets.validation.counting import TokenCounter
-from shared.datasets.validation.findings import FindingLog
+from ftq.shared.datasets.validation.counting import TokenCounter
+from ftq.shared.datasets.validation.findings import FindingLog
 
 # Checked tool definitions: declared names, tokens, findings (code, message, param).
 Definitions = tuple[frozenset[str], int, tuple[tuple[str, str, str], ...]]

@@ -11,20 +11,20 @@ from typing import cast
 
 import orjson
 
-from shared.catalog import ModelInfo, get_model
-from shared.datasets.validation.dedupe import Deduper
-from shared.datasets.validation.findings import FindingLog
-from shared.datasets.validation.lines import RangeConfig, RangeResult, detect_format
-from shared.datasets.validation.parallel import default_workers, plan, run_ranges
-from shared.datasets.validation.reader import iter_lines
-from shared.datasets.validation.report import (
+from ftq.shared.catalog import ModelInfo, get_model
+from ftq.shared.datasets.validation.dedupe import Deduper
+from ftq.shared.datasets.validation.findings import FindingLog
+from ftq.shared.datasets.validation.lines import RangeConfig, RangeResult, detect_format
+from ftq.shared.datasets.validation.parallel import default_workers, plan, run_ranges
+from ftq.shared.datasets.validation.reader import iter_lines
+from ftq.shared.datasets.validation.report import (
     MAX_LISTED,
     Format,
     Purpose,
     TokenStats,
     ValidationReport,
 )
-from shared.datasets.validation.stats import (
+from ftq.shared.datasets.validation.stats import (
     Tally,
     auto_n_epochs,
     billing_tokens,
@@ -63,7 +63,7 @@ class Merged:
 def resolve_model(model: str | None) -> ModelInfo:
     """The catalog entry for `model`, or for the configured default model."""
     if model is None:
-        from shared.settings import get_settings
+        from ftq.shared.settings import get_settings
 
         model = get_settings().default_model
     return get_model(model)

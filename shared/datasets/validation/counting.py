@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from shared.datasets.tokens import get_encoding
+from ftq.shared.datasets.tokens import get_encoding
 
 TOKENS_PER_MESSAGE = 3
 TOKENS_PER_NAME = 1

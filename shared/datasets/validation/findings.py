@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shared.datasets.validation.report import MAX_LISTED, Finding, Findings
+from ftq.shared.datasets.validation.report import MAX_LISTED, Finding, Findings
 
 FindingTuple = tuple[int | None, str, str, str | None]
 

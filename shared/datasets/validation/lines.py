@@ -11,14 +11,14 @@ from typing import Any
 
 import orjson
 
-from shared.datasets.validation.chat import Counted, check_chat, check_evals
-from shared.datasets.validation.completion import check_completion
-from shared.datasets.validation.context import Checks, json_type
-from shared.datasets.validation.counting import counter_for
-from shared.datasets.validation.findings import FindingLog
-from shared.datasets.validation.preference import check_preference
-from shared.datasets.validation.reader import ByteRange, iter_lines
-from shared.datasets.validation.stats import Tally
+from ftq.shared.datasets.validation.chat import Counted, check_chat, check_evals
+from ftq.shared.datasets.validation.completion import check_completion
+from ftq.shared.datasets.validation.context import Checks, json_type
+from ftq.shared.datasets.validation.counting import counter_for
+from ftq.shared.datasets.validation.findings import FindingLog
+from ftq.shared.datasets.validation.preference import check_preference
+from ftq.shared.datasets.validation.reader import ByteRange, iter_lines
+from ftq.shared.datasets.validation.stats import Tally
 
 Checker = Callable[[Checks, dict[str, Any], int], Counted | None]
 CHECKERS: dict[str, Checker] = {

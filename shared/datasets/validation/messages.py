@@ -8,8 +8,12 @@ from typing import Any
 
 import orjson
 
-from shared.datasets.validation.context import Checks, json_type
-from shared.datasets.validation.counting import TOKENS_PER_CALL, TOKENS_PER_MESSAGE, TOKENS_PER_NAME
+from ftq.shared.datasets.validation.context import Checks, json_type
+from ftq.shared.datasets.validation.counting import (
+    TOKENS_PER_CALL,
+    TOKENS_PER_MESSAGE,
+    TOKENS_PER_NAME,
+)
 
 ROLES = frozenset(("system", "user", "assistant", "tool", "function"))
 MESSAGE_KEYS = frozenset(

@@ -10,9 +10,9 @@ from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from shared.datasets.tokens import get_encoding
-from shared.datasets.validation.lines import RangeConfig, RangeResult, validate_range
-from shared.datasets.validation.reader import ByteRange, plan_ranges
+from ftq.shared.datasets.tokens import get_encoding
+from ftq.shared.datasets.validation.lines import RangeConfig, RangeResult, validate_range
+from ftq.shared.datasets.validation.reader import ByteRange, plan_ranges
 
 IN_PROCESS_BELOW = 4 << 20
 RANGES_PER_WORKER = 48

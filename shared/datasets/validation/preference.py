@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.datasets.validation.chat import Counted, unknown_keys
-from shared.datasets.validation.context import Checks, json_type
-from shared.datasets.validation.counting import REPLY_PRIMING, TOKENS_PER_MESSAGE
-from shared.datasets.validation.messages import check_messages
-from shared.datasets.validation.tools import check_declarations
+from ftq.shared.datasets.validation.chat import Counted, unknown_keys
+from ftq.shared.datasets.validation.context import Checks, json_type
+from ftq.shared.datasets.validation.counting import REPLY_PRIMING, TOKENS_PER_MESSAGE
+from ftq.shared.datasets.validation.messages import check_messages
+from ftq.shared.datasets.validation.tools import check_declarations
 
 PREFERENCE_KEYS = frozenset(("input", "preferred_output", "non_preferred_output"))
 INPUT_KEYS = frozenset(("messages", "tools", "parallel_tool_calls"))

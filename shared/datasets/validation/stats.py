@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from shared.datasets.validation.report import Distribution, Histogram, ValidationReport
+from ftq.shared.datasets.validation.report import Distribution, Histogram, ValidationReport
 
 MIN_EPOCHS, MAX_EPOCHS, DEFAULT_EPOCHS = 1, 25, 3
 MIN_TARGET_EXAMPLES, MAX_TARGET_EXAMPLES = 100, 25_000

@@ -6,8 +6,8 @@ from typing import Any
 
 import orjson
 
-from shared.datasets.validation.context import Checks, Definitions
-from shared.datasets.validation.messages import NAME
+from ftq.shared.datasets.validation.context import Checks, Definitions
+from ftq.shared.datasets.validation.messages import NAME
 
 _CACHE_LIMIT = 1024
 

@@ -7,11 +7,10 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-from shared.errors import NotFound
-from shared.jobs import service as jobs
-from shared.models import Team
-from shared.providers.local import repository
-from shared.storage import get_blob_store
+from ftq.shared.errors import NotFound
+from ftq.shared.models import Job
+from ftq.shared.providers.local import repository
+from ftq.shared.storage import get_blob_store
 
 
 @dataclass(frozen=True)
@@ -23,22 +22,21 @@ class Artifact:
     path: Path
 
 
-def artifacts(session: Session, team: Team, job_id: str) -> list[Artifact]:
-    """A team's job's artifacts, by name (404 when the job has none yet)."""
-    job = jobs.get(session, team, job_id)
+def artifacts(session: Session, job: Job) -> list[Artifact]:
+    """A job's artifacts, by name (404 when the job has none yet)."""
     run = repository.get(session, job.provider_job_id) if job.provider_job_id else None
     if job.provider != "local" or run is None or not run.artifact_prefix:
         raise NotFound(
-            f"job {job_id} has no artifacts (only succeeded local jobs have)", param="id"
+            f"job {job.id} has no artifacts (only succeeded local jobs have)", param="id"
         )
     folder = get_blob_store().path(run.artifact_prefix)
     files = sorted(p for p in folder.iterdir() if p.is_file()) if folder.is_dir() else []
     return [Artifact(p.name, p.stat().st_size, p) for p in files]
 
 
-def artifact(session: Session, team: Team, job_id: str, name: str) -> Artifact:
+def artifact(session: Session, job: Job, name: str) -> Artifact:
     """One artifact by file name (404 when unknown)."""
-    for item in artifacts(session, team, job_id):
+    for item in artifacts(session, job):
         if item.name == name:
             return item
-    raise NotFound(f"job {job_id} has no artifact {name!r}", param="name")
+    raise NotFound(f"job {job.id} has no artifact {name!r}", param="name")

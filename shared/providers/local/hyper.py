@@ -6,8 +6,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from shared.datasets.validation.stats import auto_n_epochs
-from shared.settings import get_settings
+from ftq.shared.datasets.validation.stats import auto_n_epochs
+from ftq.shared.settings import get_settings
 
 MAX_AUTO_BATCH = 256
 AUTO_BATCH_SHARE = 0.002  # OpenAI's "auto" batch: about 0.2% of the examples

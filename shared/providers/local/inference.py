@@ -7,14 +7,14 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
-from shared.providers.local import go_offline
+from ftq.shared.providers.local import go_offline
 
 go_offline()
 
-from shared.db import session_scope  # noqa: E402
-from shared.providers.base import ChatResult, ProviderRejected  # noqa: E402
-from shared.providers.local import models, repository  # noqa: E402
-from shared.storage import get_blob_store  # noqa: E402
+from ftq.shared.db import session_scope  # noqa: E402
+from ftq.shared.providers.base import ChatResult, ProviderRejected  # noqa: E402
+from ftq.shared.providers.local import models, repository  # noqa: E402
+from ftq.shared.storage import get_blob_store  # noqa: E402
 
 CACHE_SIZE = 2
 DEFAULT_MAX_TOKENS = 64

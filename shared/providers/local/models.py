@@ -12,9 +12,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from shared.providers.base import ProviderRejected
-from shared.providers.local import service
-from shared.settings import get_settings
+from ftq.shared.providers.base import ProviderRejected
+from ftq.shared.providers.local import service
+from ftq.shared.settings import get_settings
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 

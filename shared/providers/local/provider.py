@@ -8,8 +8,8 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
-from shared.db import session_scope
-from shared.providers.base import (
+from ftq.shared.db import session_scope
+from ftq.shared.providers.base import (
     ChatResult,
     JobPage,
     JobSpec,
@@ -19,9 +19,9 @@ from shared.providers.base import (
     ProviderJob,
     ProviderRejected,
 )
-from shared.providers.local import models, repository, service
-from shared.storage import get_blob_store
-from shared.timeutil import as_utc
+from ftq.shared.providers.local import models, repository, service
+from ftq.shared.storage import get_blob_store
+from ftq.shared.timeutil import as_utc
 
 FILE_PREFIX = "file-local-"
 RESULT_PREFIX = "file-local-result-"
@@ -148,7 +148,7 @@ class LocalProvider(ProviderBase):
         temperature: float = 0.0,
     ) -> ChatResult:
         """Generate with a base model or a `local:` fine-tuned model (base + adapter, cached)."""
-        from shared.providers.local import inference
+        from ftq.shared.providers.local import inference
 
         return inference.complete(model, messages, max_tokens=max_tokens, temperature=temperature)
 

@@ -7,8 +7,8 @@ from collections.abc import Iterable
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from shared.models import LocalCheckpoint, LocalRun, LocalRunEvent
-from shared.pagination import paginate
+from ftq.shared.models import LocalCheckpoint, LocalRun, LocalRunEvent
+from ftq.shared.pagination import paginate
 
 ACTIVE = ("queued", "running")
 

@@ -19,13 +19,13 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from shared.ids import new_id
-from shared.models import LocalCheckpoint, LocalRun, LocalRunEvent
-from shared.outbox import enqueue
-from shared.providers.base import METADATA_KEY, JobSpec, ProviderJob
-from shared.providers.local import repository
-from shared.settings import get_settings
-from shared.timeutil import as_utc, utcnow
+from ftq.shared.ids import new_id
+from ftq.shared.models import LocalCheckpoint, LocalRun, LocalRunEvent
+from ftq.shared.outbox import enqueue
+from ftq.shared.providers.base import METADATA_KEY, JobSpec, ProviderJob
+from ftq.shared.providers.local import repository
+from ftq.shared.settings import get_settings
+from ftq.shared.timeutil import as_utc, utcnow
 
 TERMINAL = ("succeeded", "failed", "cancelled")
 TRAIN_TASK = "local.train"

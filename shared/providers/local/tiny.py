@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from shared.providers.local import go_offline
+from ftq.shared.providers.local import go_offline
 
 go_offline()
 

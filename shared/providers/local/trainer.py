@@ -15,19 +15,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from shared.providers.local import go_offline
+from ftq.shared.providers.local import go_offline
 
 go_offline()
 
 from transformers import Trainer, TrainerCallback, TrainingArguments  # noqa: E402
 from transformers.trainer_utils import get_last_checkpoint  # noqa: E402
 
-from shared.db import session_scope  # noqa: E402
-from shared.providers.local import data, hyper, models, repository, service  # noqa: E402
-from shared.providers.local.provider import file_path  # noqa: E402
-from shared.providers.local.service import Event  # noqa: E402
-from shared.settings import get_settings  # noqa: E402
-from shared.storage import get_blob_store  # noqa: E402
+from ftq.shared.db import session_scope  # noqa: E402
+from ftq.shared.providers.local import data, hyper, models, repository, service  # noqa: E402
+from ftq.shared.providers.local.provider import file_path  # noqa: E402
+from ftq.shared.providers.local.service import Event  # noqa: E402
+from ftq.shared.settings import get_settings  # noqa: E402
+from ftq.shared.storage import get_blob_store  # noqa: E402
 
 log = logging.getLogger(__name__)
 DEFAULT_SEED = 42

@@ -10,7 +10,7 @@ from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from shared.webhooks.signing import InvalidSignature, verify
+from ftq.shared.webhooks.signing import InvalidSignature, verify
 
 
 @dataclass

@@ -8,9 +8,9 @@ from typing import Annotated, Any
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from shared.client import TERMINAL, FtqClient
-from shared.teamcli import render
-from shared.teamcli.api import (
+from ftq.services.cli.client import TERMINAL, FtqClient
+from ftq.services.cli.team import render
+from ftq.services.cli.team.api import (
     EXIT_CODES_HELP,
     FAILED,
     OK,

@@ -6,11 +6,11 @@ from typing import Annotated
 
 import typer
 
-from shared.teamcli import config
-from shared.teamcli.api import EXIT_CODES_HELP, OK, connect, console, print_json
-from shared.teamcli.datasets import datasets_app
-from shared.teamcli.evals import evals_app
-from shared.teamcli.jobs import jobs_app
+from ftq.services.cli.team import config
+from ftq.services.cli.team.api import EXIT_CODES_HELP, OK, connect, console, print_json
+from ftq.services.cli.team.datasets import datasets_app
+from ftq.services.cli.team.evals import evals_app
+from ftq.services.cli.team.jobs import jobs_app
 
 
 def login(

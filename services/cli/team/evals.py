@@ -7,10 +7,10 @@ from typing import Annotated, Any
 
 import typer
 
-from shared.client import FtqClient
-from shared.evals.graders import GRADERS
-from shared.teamcli import render
-from shared.teamcli.api import EXIT_CODES_HELP, FAILED, OK, connect, console, print_json
+from ftq.services.cli.client import FtqClient
+from ftq.services.cli.team import render
+from ftq.services.cli.team.api import EXIT_CODES_HELP, FAILED, OK, connect, console, print_json
+from ftq.shared.evals.graders import GRADERS
 
 evals_app = typer.Typer(
     help="Score models on a dataset, side by side.", epilog=EXIT_CODES_HELP, no_args_is_help=True

@@ -14,8 +14,8 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from shared.teamcli import render
-from shared.teamcli.api import EXIT_CODES_HELP, FAILED, connect, console, print_json
+from ftq.services.cli.team import render
+from ftq.services.cli.team.api import EXIT_CODES_HELP, FAILED, connect, console, print_json
 
 datasets_app = typer.Typer(
     help="Upload and list the team's datasets.", epilog=EXIT_CODES_HELP, no_args_is_help=True
@@ -70,8 +70,8 @@ def upload_command(
 def _report(dataset: dict[str, Any], file: Path) -> None:
     report = dataset.get("report")
     if report:
-        from shared.datasets.cli import render as render_report
-        from shared.datasets.validation import ValidationReport
+        from ftq.services.cli.datasets import render as render_report
+        from ftq.shared.datasets.validation import ValidationReport
 
         render_report(ValidationReport.model_validate(report), file)
     console.print(f"dataset {dataset['id']}: {render.status(dataset['status'])}")

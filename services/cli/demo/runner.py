@@ -11,9 +11,9 @@ from typing import Any
 
 from rich.console import Console
 
-from shared.client import FtqClient
-from shared.receiver import WebhookReceiver
-from shared.serving import free_port, serve_in_thread
+from ftq.services.cli.client import FtqClient
+from ftq.services.cli.receiver import WebhookReceiver
+from ftq.shared.serving import free_port, serve_in_thread
 
 DEMO_DATASET = "unit_conversions.jsonl"
 HELD_OUT = 0.3  # share of the dataset kept out of training and used for the eval
@@ -38,12 +38,12 @@ def run_demo(data_dir: Path, console: Console) -> dict[str, Any]:
     """Start the embedded stack, run one job end to end, return what happened."""
     port = free_port()
     os.environ.update(demo_environment(data_dir, port))
-    from shared.db import reset_engine
-    from shared.settings import get_settings, reset_settings
+    from ftq.shared.db import reset_engine
+    from ftq.shared.settings import get_settings, reset_settings
 
     reset_settings()
     reset_engine()
-    from services.api.main import create_app
+    from ftq.services.api.main import create_app
 
     settings = get_settings()
     console.print(f"[bold]ftq demo[/] data in {data_dir}, API on {settings.base_url}")
@@ -107,7 +107,7 @@ def _walk(
 
 
 def _upload(client: FtqClient, console: Console) -> dict[str, Any]:
-    source = resources.files("shared.demo").joinpath(DEMO_DATASET)
+    source = resources.files("ftq.services.cli.demo").joinpath(DEMO_DATASET)
     with resources.as_file(source) as path:
         created = client.upload_dataset(Path(path), name=DEMO_DATASET)
     console.print(
@@ -143,7 +143,7 @@ def _print_summary(
 
 def _eval(client: FtqClient, job: dict[str, Any], console: Console) -> dict[str, Any]:
     """Wait for the job's eval (base vs fine-tuned on the held-out split) and print the table."""
-    from shared.teamcli.render import eval_table
+    from ftq.services.cli.team.render import eval_table
 
     deadline = time.monotonic() + 180
     evaluation = job.get("eval") or {}

@@ -1,4 +1,7 @@
-"""The `ftq` console script: serve, demo, migrate, and the offline dataset tools."""
+"""The `ftq` console script: serve, demo, migrate, config, and the offline dataset tools.
+
+`main()` is the entry point: a bad setting prints one line to stderr and exits 2 (no traceback).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +13,9 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from ftq.services.cli.server import require_server
+from ftq.shared.settings import exit_on_config_error
+
 app = typer.Typer(help="ftq: fine-tuning job gateway", no_args_is_help=True)
 console = Console()
 
@@ -20,17 +26,18 @@ def up(
     port: Annotated[int | None, typer.Option(help="port (FTQ_PORT)")] = None,
 ) -> None:
     """Serve ftq; with no configuration, the embedded stack (SQLite, in-process worker)."""
+    require_server("up")
     import uvicorn
 
     if host:
         os.environ["FTQ_HOST"] = host
     if port:
         os.environ["FTQ_PORT"] = str(port)
-    from shared.settings import get_settings, reset_settings
+    from ftq.shared.settings import get_settings, reset_settings
 
     reset_settings()
     settings = get_settings()
-    from services.api.main import create_app
+    from ftq.services.api.main import create_app
 
     console.print(
         f"ftq serving on {settings.base_url} (database "
@@ -48,13 +55,14 @@ def demo(
     ] = "emulator",
 ) -> None:
     """Start the embedded stack, run one fine-tuning job end to end and show what happened."""
-    from shared.demo.runner import run_demo
+    require_server("demo")
+    from ftq.services.cli.demo.runner import run_demo
 
     folder = data_dir or Path(os.environ.get("FTQ_DATA_DIR", ".ftq")) / "demo" / str(
         int(time.time())
     )
     if provider == "local":
-        from shared.demo.local import run_local_demo
+        from ftq.services.cli.demo.local import run_local_demo
 
         local = run_local_demo(folder, console)
         ok = local["job"]["status"] == "succeeded" and local["eval"].get("status") == "completed"
@@ -75,8 +83,9 @@ def migrate(
     revision: Annotated[str, typer.Argument(help="target revision")] = "head",
 ) -> None:
     """Apply database migrations (production runs this as a separate step)."""
-    from shared.migrate import upgrade
-    from shared.settings import get_settings
+    require_server("migrate")
+    from ftq.shared.migrate import upgrade
+    from ftq.shared.settings import get_settings
 
     settings = get_settings()
     if settings.is_sqlite:
@@ -86,7 +95,7 @@ def migrate(
 
 
 def _register_dataset_commands() -> None:
-    from shared.datasets.cli import datasets_cli
+    from ftq.services.cli.datasets import datasets_cli
 
     for command in datasets_cli.registered_commands:
         app.registered_commands.append(command)
@@ -96,9 +105,28 @@ _register_dataset_commands()
 
 
 def _register_team_commands() -> None:
-    from shared.teamcli.app import register
+    from ftq.services.cli.team.app import register
 
     register(app)
 
 
 _register_team_commands()
+
+
+def _register_config_command() -> None:
+    from ftq.services.cli.config_check import config_command
+
+    app.command("config")(config_command)
+
+
+_register_config_command()
+
+
+def main() -> None:
+    """The `ftq` console script: the typer app, with configuration errors as exit status 2."""
+    with exit_on_config_error():
+        app()
+
+
+if __name__ == "__main__":
+    main()

@@ -10,10 +10,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from shared.catalog import UnknownModel
-from shared.datasets.convert import ConversionError, evals_to_chat, split
-from shared.datasets.validation import ValidationReport, validate_file
-from shared.datasets.validation.report import Distribution, Findings
+from ftq.shared.catalog import UnknownModel
+from ftq.shared.datasets.convert import ConversionError, evals_to_chat, split
+from ftq.shared.datasets.validation import ValidationReport, validate_file
+from ftq.shared.datasets.validation.report import Distribution, Findings
 
 datasets_cli = typer.Typer(help="Validate, convert and split JSONL datasets.", no_args_is_help=True)
 console = Console(highlight=False)
