@@ -19,6 +19,10 @@ from ftq.services.api.routers import (
     health,
     jobs,
     metrics,
+    openai_chat,
+    openai_files,
+    openai_jobs,
+    openai_models,
     provider_webhooks,
     teams,
     webhooks,
@@ -38,6 +42,10 @@ ROUTERS = (
     webhooks,
     evals,
     provider_webhooks,
+    openai_files,
+    openai_jobs,
+    openai_models,
+    openai_chat,
     dashboard,
 )
 

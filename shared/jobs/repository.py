@@ -98,12 +98,20 @@ def lock_team_admission(session: Session, team_id: str) -> None:
 
 
 def list_for_team(
-    session: Session, team_id: str, *, status: str | None, limit: int, after: str | None
+    session: Session,
+    team_id: str,
+    *,
+    status: str | None,
+    limit: int,
+    after: str | None,
+    metadata: dict[str, str] | None = None,
 ) -> tuple[list[Job], bool]:
-    """A page of a team's jobs, newest first, optionally by status."""
+    """A page of a team's jobs, newest first, optionally by status and metadata pairs."""
     query = select(Job).where(Job.team_id == team_id)
     if status:
         query = query.where(Job.status == status)
+    for key, value in (metadata or {}).items():
+        query = query.where(Job.job_metadata[key].as_string() == value)
     return paginate(session, query, Job.id, limit=limit, after=after)
 
 
@@ -340,6 +348,14 @@ def events_page(
     """A page of a job's events, oldest first."""
     query = select(JobEvent).where(JobEvent.job_id == job_id)
     return paginate(session, query, JobEvent.id, limit=limit, after=after, newest_first=False)
+
+
+def events_newest_first(
+    session: Session, job_id: str, *, limit: int, before: int | None
+) -> tuple[list[JobEvent], bool]:
+    """A page of a job's events, newest first (OpenAI's order), older than `before`."""
+    query = select(JobEvent).where(JobEvent.job_id == job_id)
+    return paginate(session, query, JobEvent.id, limit=limit, after=before, newest_first=True)
 
 
 def metrics(session: Session, job_id: str) -> list[JobMetric]:

@@ -134,6 +134,11 @@ class JobCreate(BaseModel):
     )
     provider: str | None = Field(default=None, min_length=1, max_length=40)
     method: Method = Field(default_factory=Method)
+    hyperparameters: Hyperparameters | None = Field(
+        default=None,
+        description="the supervised method's hyperparameters at the top level, as OpenAI's "
+        "legacy field (merged into method; a value given in both places must agree)",
+    )
     suffix: str | None = Field(default=None, min_length=1, max_length=64)
     seed: int | None = Field(default=None, ge=0, le=2147483647)
     metadata: dict[str, str] = Field(default_factory=dict)
@@ -146,6 +151,20 @@ class JobCreate(BaseModel):
     def _one_validation_source(self) -> JobCreate:
         if self.validation_split is not None and self.validation_dataset is not None:
             raise ValueError("give validation_dataset or validation_split, not both")
+        return self
+
+    @model_validator(mode="after")
+    def _legacy_hyperparameters(self) -> JobCreate:
+        if self.hyperparameters is None:
+            return self
+        if self.method.type != "supervised":
+            raise ValueError("top-level hyperparameters are the supervised method's")
+        given = self.method.hyperparameters.model_dump(exclude_unset=True)
+        for name, value in self.hyperparameters.model_dump(exclude_unset=True).items():
+            if name in given and given[name] != value:
+                raise ValueError(f"hyperparameters.{name} and method.hyperparameters.{name} differ")
+            setattr(self.method.hyperparameters, name, value)
+        self.hyperparameters = None
         return self
 
     @field_validator("metadata")

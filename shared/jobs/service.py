@@ -218,10 +218,18 @@ def get(session: Session, team: Team, job_id: str) -> Job:
 
 
 def list_page(
-    session: Session, team: Team, *, status: str | None, limit: int, after: str | None
+    session: Session,
+    team: Team,
+    *,
+    status: str | None,
+    limit: int,
+    after: str | None,
+    metadata: dict[str, str] | None = None,
 ) -> tuple[list[Job], bool]:
     """A page of the team's jobs."""
-    return repository.list_for_team(session, team.id, status=status, limit=limit, after=after)
+    return repository.list_for_team(
+        session, team.id, status=status, limit=limit, after=after, metadata=metadata
+    )
 
 
 def to_schemas(session: Session, jobs: list[Job]) -> list[JobOut]:

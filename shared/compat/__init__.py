@@ -1,0 +1,1 @@
+"""The OpenAI-compatible surface: OpenAI's wire format over ftq's datasets, jobs and providers."""
