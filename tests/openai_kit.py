@@ -8,6 +8,8 @@ on any shape they do not accept.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import httpx2
 from fastapi.testclient import TestClient
 from openai import OpenAI
@@ -35,12 +37,19 @@ class TestClientTransport(httpx2.BaseTransport):
         )
 
 
-def sdk(client: TestClient, key: str, *, strict: bool = True) -> OpenAI:
+def sdk(
+    client: TestClient,
+    key: str,
+    *,
+    strict: bool = True,
+    on_response: Callable[[httpx2.Response], None] | None = None,
+) -> OpenAI:
     """The official SDK, pointed at the app under test with a team key."""
+    hooks = {"response": [on_response]} if on_response else {}
     return OpenAI(
         api_key=key,
         base_url="http://testserver/v1",
-        http_client=httpx2.Client(transport=TestClientTransport(client)),
+        http_client=httpx2.Client(transport=TestClientTransport(client), event_hooks=hooks),
         max_retries=0,
         _strict_response_validation=strict,
     )

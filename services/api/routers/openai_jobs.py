@@ -54,59 +54,61 @@ def list_jobs(
     return {"object": "list", "data": [service.job_object(r) for r in rows], "has_more": more}
 
 
-@router.get("/{job_id}", response_model=None)
-def retrieve_job(job_id: str, session: SessionDep, team: TeamDep) -> dict[str, Any]:
+@router.get("/{fine_tuning_job_id}", response_model=None)
+def retrieve_job(fine_tuning_job_id: str, session: SessionDep, team: TeamDep) -> dict[str, Any]:
     """One job."""
-    return service.job_object(service.get(session, team, job_id))
+    return service.job_object(service.get(session, team, fine_tuning_job_id))
 
 
-@router.post("/{job_id}/cancel", response_model=None)
-def cancel_job(job_id: str, session: SessionDep, team: TeamDep) -> dict[str, Any]:
+@router.post("/{fine_tuning_job_id}/cancel", response_model=None)
+def cancel_job(fine_tuning_job_id: str, session: SessionDep, team: TeamDep) -> dict[str, Any]:
     """Cancel a job that has not finished (also at the provider)."""
-    job = service.cancel(session, team, job_id)
+    job = service.cancel(session, team, fine_tuning_job_id)
     commit(session)
     return service.job_object(job)
 
 
-@router.post("/{job_id}/pause", response_model=None)
-def pause_job(job_id: str, session: SessionDep, team: TeamDep) -> dict[str, Any]:
+@router.post("/{fine_tuning_job_id}/pause", response_model=None)
+def pause_job(fine_tuning_job_id: str, session: SessionDep, team: TeamDep) -> dict[str, Any]:
     """Pause a running job at its provider."""
-    job = service.control(session, team, job_id, "pause")
+    job = service.control(session, team, fine_tuning_job_id, "pause")
     commit(session)
     return service.job_object(job)
 
 
-@router.post("/{job_id}/resume", response_model=None)
-def resume_job(job_id: str, session: SessionDep, team: TeamDep) -> dict[str, Any]:
+@router.post("/{fine_tuning_job_id}/resume", response_model=None)
+def resume_job(fine_tuning_job_id: str, session: SessionDep, team: TeamDep) -> dict[str, Any]:
     """Resume a paused job at its provider."""
-    job = service.control(session, team, job_id, "resume")
+    job = service.control(session, team, fine_tuning_job_id, "resume")
     commit(session)
     return service.job_object(job)
 
 
-@router.get("/{job_id}/events", response_model=None)
+@router.get("/{fine_tuning_job_id}/events", response_model=None)
 def list_events(
-    job_id: str,
+    fine_tuning_job_id: str,
     session: SessionDep,
     team: TeamDep,
     after: str | None = None,
     limit: OpenAILimit = 20,
 ) -> dict[str, Any]:
     """The job's events, newest first, metric events with OpenAI's `data`."""
-    rows, more = service.events_page(session, team, job_id, after=after, limit=limit)
+    rows, more = service.events_page(session, team, fine_tuning_job_id, after=after, limit=limit)
     return {"object": "list", "data": [service.event_object(r) for r in rows], "has_more": more}
 
 
-@router.get("/{job_id}/checkpoints", response_model=None)
+@router.get("/{fine_tuning_job_id}/checkpoints", response_model=None)
 def list_checkpoints(
-    job_id: str,
+    fine_tuning_job_id: str,
     session: SessionDep,
     team: TeamDep,
     after: str | None = None,
     limit: OpenAILimit = 10,
 ) -> dict[str, Any]:
     """The job's checkpoints, newest first; each names a usable model."""
-    rows, more = service.checkpoints_page(session, team, job_id, after=after, limit=limit)
+    rows, more = service.checkpoints_page(
+        session, team, fine_tuning_job_id, after=after, limit=limit
+    )
     data = [service.checkpoint_object(r) for r in rows]
     first, last = (data[0]["id"], data[-1]["id"]) if data else (None, None)
     return {"object": "list", "data": data, "first_id": first, "last_id": last, "has_more": more}
