@@ -25,11 +25,19 @@ from ftq.shared.errors import Conflict, NotFound, QuotaExceeded, Unprocessable
 from ftq.shared.ids import new_id
 from ftq.shared.jobs import hooks, lifecycle, repository, scheduling, sync
 from ftq.shared.jobs.lifecycle import add_event, fail
-from ftq.shared.jobs.schemas import TERMINAL_STATUSES, Checkpoint, JobCreate, Method, MetricPoint
+from ftq.shared.jobs.schemas import (
+    LOCAL_PROVIDER,
+    TERMINAL_STATUSES,
+    Checkpoint,
+    JobCreate,
+    Method,
+    MetricPoint,
+)
 from ftq.shared.jobs.schemas import Job as JobOut
 from ftq.shared.models import Dataset, Job, JobEvent, Team
 from ftq.shared.outbox import enqueue
 from ftq.shared.providers.base import JobSpec, ProviderEvent, ProviderJob
+from ftq.shared.providers.local import models as local_models
 from ftq.shared.providers.registry import check_configured, configured_providers
 from ftq.shared.settings import get_settings
 from ftq.shared.teams.schemas import TeamUsage
@@ -57,6 +65,8 @@ def create(session: Session, team: Team, data: JobCreate) -> Job:
     provider = data.provider or get_settings().provider
     check_configured(provider)
     check_model_access(session, team, data.model)
+    if provider == LOCAL_PROVIDER:
+        local_models.check_allowed(data.model)
     catalog.check_open(
         data.model,
         provider,

@@ -43,3 +43,28 @@ def test_local_job_takes_lora_hyperparameters(client: TestClient, session: Sessi
     assert "no artifacts" in missing.json()["error"]["message"]
     other = create_team(client, name="team-b")
     assert client.get(f"/v1/jobs/{job['id']}/artifacts", headers=auth(other)).status_code == 404
+
+
+def test_a_local_base_model_must_be_on_the_allow_list(
+    client: TestClient, session: Session, tmp_path, monkeypatch
+):
+    from ftq.shared.settings import reset_settings
+
+    folder = tmp_path / "somewhere"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    monkeypatch.setenv("FTQ_LOCAL_ENABLED", "true")
+    monkeypatch.setenv("FTQ_LOCAL_MODELS", f"mine={folder}")
+    reset_settings()
+    team = create_team(client)
+    dataset = _dataset(client, session, team)
+    for name in (str(folder), "../../etc", "/etc/passwd", "not-configured"):
+        body = {"model": name, "provider": "local", "training_dataset": dataset}
+        refused = client.post("/v1/jobs", json=body, headers=auth(team))
+        assert refused.status_code == 422, (name, refused.text)
+        assert refused.json()["error"]["param"] == "model"
+        assert "mine" in refused.json()["error"]["message"], "it names the allowed models"
+    assert client.get("/v1/jobs", headers=auth(team)).json()["data"] == [], "nothing written"
+    body = {"model": "mine", "provider": "local", "training_dataset": dataset}
+    assert client.post("/v1/jobs", json=body, headers=auth(team)).status_code == 201
+    reset_settings()

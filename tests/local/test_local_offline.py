@@ -4,6 +4,7 @@ connection attempted (an audit hook watches every socket connect and name lookup
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import sys
 from collections.abc import Iterator
@@ -49,7 +50,13 @@ sys.addaudithook(_audit)
 def offline_env(engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """Fast local settings on the migrated test database; the audit hook armed."""
     require_local_stack()
-    for key, value in {**FAST_ENV, "FTQ_LOCAL_WORK_DIR": str(tmp_path / "work")}.items():
+    allowed = json.dumps({"tiny": str(tmp_path / "tiny")})
+    settings = {
+        **FAST_ENV,
+        "FTQ_LOCAL_WORK_DIR": str(tmp_path / "work"),
+        "FTQ_LOCAL_MODELS": allowed,
+    }
+    for key, value in settings.items():
         monkeypatch.setenv(key, value)
     reset_settings()
     ATTEMPTS.clear()
@@ -67,9 +74,7 @@ def _run(tmp_path: Path, rows: list[dict[str, Any]], method: dict[str, Any], job
     path = tmp_path / f"{job}.jsonl"
     path.write_bytes(jsonl(rows))
     file_id = provider.upload_file(path, f"ftq-{job}.jsonl")
-    spec = JobSpec(
-        ftq_job_id=job, model=str(tmp_path / "tiny"), training_file=file_id, method=method
-    )
+    spec = JobSpec(ftq_job_id=job, model="tiny", training_file=file_id, method=method)
     created = provider.create_job(spec)
     assert provider.find_job(job) == created  # found by our id: a retried submit adds no twin
     assert provider.create_job(spec).id == created.id
@@ -90,7 +95,7 @@ def test_supervised_run_and_chat_never_touch_the_network(offline_env: Path):
     assert later == events[-2:]
     question = [{"role": "user", "content": "How many metres is 3 kilometres?"}]
     tuned = provider.complete_chat(job.fine_tuned_model, question, max_tokens=8)
-    base = provider.complete_chat(str(offline_env / "tiny"), question, max_tokens=8)
+    base = provider.complete_chat("tiny", question, max_tokens=8)
     assert tuned.completion_tokens > 0 and base.completion_tokens > 0
     assert os.environ["HF_HUB_OFFLINE"] == "1" and os.environ["TRANSFORMERS_OFFLINE"] == "1"
     assert ATTEMPTS == []

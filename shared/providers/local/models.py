@@ -1,7 +1,7 @@
-"""Which base model a name means: a short name from FTQ_LOCAL_MODELS, a folder, a .gguf file or a
-Hugging Face id already in the local cache. GGUF files are converted once into a plain folder
-(transformers dequantizes them on load but cannot save them, so the weights are copied into a
-plain model first)."""
+"""Which base model a name means: a short name from the allow-list (FTQ_LOCAL_MODELS and the
+models a package ships) or a Hugging Face id already in the local cache, never a path a job names.
+GGUF files are converted once into a plain folder (transformers dequantizes them on load but
+cannot save them, so the weights are copied into a plain model first)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from ftq.shared.errors import Unprocessable
 from ftq.shared.providers.base import ProviderRejected
 from ftq.shared.providers.local import service
 from ftq.shared.settings import get_settings
@@ -35,27 +36,50 @@ def known_models() -> dict[str, str]:
     return {**builtin_models(), **get_settings().local_models}
 
 
-def locate(name: str) -> Path:
-    """The folder or .gguf file behind a model name, without loading it (422-style refusal)."""
-    target = known_models().get(name, name)
-    path = Path(target).expanduser()
-    if path.suffix == ".gguf" and path.is_file():
-        return path
-    if path.is_dir() and (path / "config.json").is_file():
-        return path
-    cached = _hub_cache(target)
-    if cached is not None:
-        return cached
+def check_allowed(name: str) -> None:
+    """Refuse (422 naming `model`) a local base model outside the allow-list, before any work.
+
+    By name only: the files live on the GPU workers, which `locate` checks when the run starts.
+    """
+    if name in known_models() or _is_hub_id(name):
+        return
     known = ", ".join(sorted(known_models())) or "none configured"
+    raise Unprocessable(
+        f"model {name!r} is not one of this server's local models ({known}); the operator adds "
+        "more with FTQ_LOCAL_MODELS, or name a Hugging Face id already downloaded on the workers",
+        param="model",
+        code="model_not_available",
+    )
+
+
+def _is_hub_id(name: str) -> bool:
+    owner, slash, repo = name.partition("/")
+    return bool(slash and owner and repo) and "/" not in repo and not name.startswith((".", "~"))
+
+
+def locate(name: str) -> Path:
+    """The folder or .gguf file behind an allowed model name, without loading it (422-style)."""
+    allowed = known_models()
+    if name in allowed:
+        path = Path(allowed[name]).expanduser()
+        if path.suffix == ".gguf" and path.is_file():
+            return path
+        if path.is_dir() and (path / "config.json").is_file():
+            return path
+    else:
+        cached = _hub_cache(name)
+        if cached is not None:
+            return cached
+    known = ", ".join(sorted(allowed)) or "none configured"
     raise ProviderRejected(
-        f"model {name!r} is not on this server (offline: a folder, a .gguf file, a Hugging Face "
-        f"id already downloaded, or a short name from FTQ_LOCAL_MODELS; known: {known})",
+        f"model {name!r} is not on this server: name one of its models ({known}; the operator "
+        "adds more with FTQ_LOCAL_MODELS) or a Hugging Face id already downloaded here",
         code="model_not_available",
     )
 
 
 def _hub_cache(repo_id: str) -> Path | None:
-    if repo_id.count("/") != 1 or repo_id.startswith(("/", ".")):
+    if not _is_hub_id(repo_id):
         return None
     try:
         from huggingface_hub import snapshot_download
