@@ -380,6 +380,11 @@ def report(outcome: dict[str, Any], rounds: int) -> None:
                 f"{level:>7}  {names[route]:<22}{rps:>9.0f}{p50:>9.1f}{p99:>9.1f}"
                 f"{rps / ceiling:>10.2f}"
             )
+    for level, routes in outcome["levels"].items():
+        ceiling = statistics.median(r["rps"] for r in routes["ceiling"])
+        for route, target in (("create", 0.15), ("read", 0.33)):
+            rps = statistics.median(r["rps"] for r in routes[route])
+            print(f"ratio {names[route]} @{level}: {rps / ceiling:.2f} [target >= {target}]")
 
 
 def main() -> None:

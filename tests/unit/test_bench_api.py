@@ -27,3 +27,9 @@ def test_the_api_benchmark_runs_and_reports_ratios_to_the_ceiling() -> None:
         assert requests_per_second > 0 and ratio > 0
         if row[2] == "/bench/ceiling":
             assert ratio == 1.0
+    for level in ("1", "3"):
+        for route in ("POST /v1/jobs", "GET /v1/jobs/{id}"):
+            line = next(
+                x for x in result.stdout.splitlines() if x.startswith(f"ratio {route} @{level}: ")
+            )
+            assert float(line.split(": ")[1].split()[0]) > 0, line
