@@ -93,3 +93,10 @@ class ServiceUnavailable(AppError):
     status_code = 503
     error_type = "server_error"
     code = "service_unavailable"
+
+
+class Forbidden(AppError):
+    """The caller may not do this to the object (403)."""
+
+    status_code = 403
+    code = "permission_denied"

@@ -19,6 +19,8 @@ from ftq.services.emulator.routes.admin import admin_router
 from ftq.services.emulator.routes.chat import chat_router
 from ftq.services.emulator.routes.files import files_router
 from ftq.services.emulator.routes.jobs import jobs_router
+from ftq.services.emulator.routes.models import models_router
+from ftq.services.emulator.routes.permissions import permissions_router
 from ftq.services.emulator.store import EmulatorState
 
 
@@ -37,7 +39,15 @@ def create_app(
     )
     app.state.emulator = state
     install_error_handlers(app)
-    routers = [make(state) for make in (files_router, jobs_router, chat_router, admin_router)]
+    makers = (
+        files_router,
+        jobs_router,
+        permissions_router,
+        models_router,
+        chat_router,
+        admin_router,
+    )
+    routers = [make(state) for make in makers]
     for router in routers:
         app.include_router(router)
     routes = [route for router in routers for route in router.routes]

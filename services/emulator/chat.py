@@ -12,6 +12,9 @@ So base models score about chance on multiple-choice evals, and fine-tuned model
 prompts they were trained on, about chance on unseen multiple-choice ones, and some text overlap
 (BLEU, ROUGE-L) on unseen free-text prompts like their training data.
 Usage counts tokens as characters / 4 (rounded up) plus 3 per message.
+With `stream: true` the same completion comes as OpenAI's `chat.completion.chunk` events: a role
+chunk, one chunk per word of the reply, a finish chunk, and (`stream_options.include_usage`) a
+usage chunk with no choices.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from typing import Any
 from ftq.services.emulator.datafile import last_user_text, message_text
 from ftq.services.emulator.ids import stable_id, unit_float
 
+PIECE = re.compile(r"\S+\s*|\s+")
 OPTION = re.compile(r"^\s*\(?([A-E])[.):]\s", re.MULTILINE)
 WORD = re.compile(r"[a-z0-9]+")
 
@@ -95,3 +99,28 @@ def completion(
         "service_tier": "default",
         "system_fingerprint": None,
     }
+
+
+def chunks(completion: dict[str, Any], include_usage: bool = False) -> list[dict[str, Any]]:
+    """The `chat.completion.chunk` objects streaming `completion` (deltas concatenate to it)."""
+    reply = completion["choices"][0]["message"]["content"]
+    deltas: list[tuple[dict[str, Any], str | None]] = [
+        ({"role": "assistant", "content": "", "refusal": None}, None)
+    ]
+    deltas += [({"content": piece}, None) for piece in PIECE.findall(reply)]
+    deltas.append(({}, "stop"))
+    head = {
+        "id": completion["id"],
+        "object": "chat.completion.chunk",
+        "created": completion["created"],
+        "model": completion["model"],
+        "service_tier": completion["service_tier"],
+        "system_fingerprint": None,
+    }
+    found = [
+        {**head, "choices": [{"index": 0, "delta": d, "logprobs": None, "finish_reason": f}]}
+        for d, f in deltas
+    ]
+    if include_usage:
+        found.append({**head, "choices": [], "usage": completion["usage"]})
+    return found

@@ -23,6 +23,7 @@ from ftq.services.emulator.filestore import FileStore, StoredFile
 from ftq.services.emulator.ids import random_id, stable_id
 from ftq.services.emulator.job import Job, JobSpec, public_event
 from ftq.services.emulator.pagination import page, page_of, with_ids
+from ftq.services.emulator.permissions import CheckpointPermissions
 from ftq.services.emulator.plan import build_plan, resolve_hyperparameters, results_csv
 from ftq.services.emulator.telemetry import Telemetry
 from ftq.services.emulator.webhooks import WebhookDispatcher, WebhookTarget
@@ -61,6 +62,8 @@ class EmulatorState:
             self.files = FileStore()
             self.jobs: dict[str, Job] = {}
             self.analyses: dict[str, DataSummary] = {}
+            self.deleted_models: set[str] = set()
+            self.permissions = CheckpointPermissions(self.has_model)
             self.faults = faults.Faults()
             self.rng = random.Random()
             if self.initial_faults is not None:
@@ -424,7 +427,7 @@ class EmulatorState:
         taught: dict[str, str] = {}
         if model.startswith("ft:"):
             job = self._model_job(model)
-            if job is None:
+            if job is None or model in self.deleted_models:
                 raise model_not_found(model)
             taught = self._taught(job)
         elif model not in catalog.CHAT_MODELS:
@@ -432,6 +435,18 @@ class EmulatorState:
         with self.lock:
             completion_id = random_id(self.rng, "chatcmpl-", 29)
         return chat.completion(completion_id, model, messages, taught, int(self.clock()))
+
+    def delete_model(self, model: str) -> dict[str, Any]:
+        """`DELETE /v1/models/{model}`: a fine-tuned model (or checkpoint) of one of its jobs."""
+        with self.lock:
+            if model in self.deleted_models or self._model_job(model) is None:
+                raise model_not_found(model)
+            self.deleted_models.add(model)
+        return {"id": model, "object": "model", "deleted": True}
+
+    def has_model(self, model: str) -> bool:
+        """Whether one of the emulator's jobs made `model` and it was not deleted."""
+        return model not in self.deleted_models and self._model_job(model) is not None
 
     def _taught(self, job: Job) -> dict[str, str]:
         """Prompt -> answer pairs of a job's training file (empty once the file is deleted)."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from ftq.shared.models import Dataset, Job
 from ftq.shared.pagination import paginate
@@ -56,3 +56,19 @@ def delete(session: Session, dataset: Dataset) -> None:
     """Delete a dataset row."""
     session.delete(dataset)
     session.flush()
+
+
+def list_by_purpose(
+    session: Session,
+    team_id: str,
+    *,
+    purpose: str | None,
+    limit: int,
+    after: str | None,
+    newest_first: bool,
+) -> tuple[list[Dataset], bool]:
+    """A page of the team's datasets of one purpose (or all), reports loaded only when read."""
+    query = select(Dataset).where(Dataset.team_id == team_id).options(defer(Dataset.report))
+    if purpose is not None:
+        query = query.where(Dataset.purpose == purpose)
+    return paginate(session, query, Dataset.id, limit=limit, after=after, newest_first=newest_first)

@@ -378,3 +378,68 @@ def add(session: Session, *objects: object) -> None:
     """Stage new rows and flush."""
     session.add_all(objects)
     session.flush()
+
+
+def tuned_model_provider(session: Session, team_id: str, name: str) -> str | None:
+    """The provider of the team's job that made `name` (a succeeded job's model or a checkpoint)."""
+    as_model = select(Job.provider).where(
+        Job.team_id == team_id, Job.fine_tuned_model == name, Job.status == "succeeded"
+    )
+    as_checkpoint = (
+        select(Job.provider)
+        .join(JobCheckpoint, JobCheckpoint.job_id == Job.id)
+        .where(Job.team_id == team_id, JobCheckpoint.fine_tuned_model_checkpoint == name)
+    )
+    return session.scalar(as_model.limit(1)) or session.scalar(as_checkpoint.limit(1))
+
+
+MODEL_DELETED = "model_deleted"  # the event type that marks a tuned model deleted at its provider
+
+
+def tuned_jobs(session: Session, team_id: str) -> list[Job]:
+    """The team's succeeded jobs that made a model, newest first."""
+    query = select(Job).where(
+        Job.team_id == team_id, Job.status == "succeeded", Job.fine_tuned_model.is_not(None)
+    )
+    return list(session.scalars(query.order_by(Job.id.desc())))
+
+
+def team_checkpoints(session: Session, team_id: str) -> list[tuple[JobCheckpoint, Job]]:
+    """Every checkpoint of the team's jobs with its job, newest job first, then by step."""
+    query = (
+        select(JobCheckpoint, Job)
+        .join(Job, Job.id == JobCheckpoint.job_id)
+        .where(Job.team_id == team_id)
+        .order_by(Job.id.desc(), JobCheckpoint.step_number.desc(), JobCheckpoint.id.desc())
+    )
+    return [(checkpoint, job) for checkpoint, job in session.execute(query)]
+
+
+def tuned_model_source(
+    session: Session, team_id: str, name: str
+) -> tuple[Job, JobCheckpoint | None] | None:
+    """The team's job that made `name` (a succeeded job's model, or a checkpoint of a job)."""
+    job = session.scalar(
+        select(Job)
+        .where(Job.team_id == team_id, Job.status == "succeeded", Job.fine_tuned_model == name)
+        .limit(1)
+    )
+    if job is not None:
+        return job, None
+    row = session.execute(
+        select(JobCheckpoint, Job)
+        .join(Job, Job.id == JobCheckpoint.job_id)
+        .where(Job.team_id == team_id, JobCheckpoint.fine_tuned_model_checkpoint == name)
+        .limit(1)
+    ).first()
+    return (row[1], row[0]) if row else None
+
+
+def deleted_models(session: Session, team_id: str) -> set[str]:
+    """The names of the team's tuned models deleted at their provider (model_deleted events)."""
+    query = (
+        select(JobEvent.data)
+        .join(Job, Job.id == JobEvent.job_id)
+        .where(Job.team_id == team_id, JobEvent.type == MODEL_DELETED)
+    )
+    return {str(data["model"]) for data in session.scalars(query) if data and "model" in data}

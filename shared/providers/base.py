@@ -20,6 +20,11 @@ raises `ProviderRejected` from `pause_job` / `resume_job`.
 
 from __future__ import annotations
 
+import json
+import re
+import secrets
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -214,6 +219,18 @@ class Provider(Protocol):
         """One chat completion (evals call this for base and fine-tuned models)."""
         ...
 
+    def delete_model(self, model: str) -> bool:
+        """Delete a fine-tuned model (ProviderRejected where unsupported)."""
+        ...
+
+    def chat_completion(self, body: dict[str, Any]) -> dict[str, Any]:
+        """OpenAI's chat completion body in, the provider's `chat.completion` JSON out, as-is."""
+        ...
+
+    def chat_completion_stream(self, body: dict[str, Any]) -> Iterator[bytes]:
+        """The provider's raw server-sent events for a `stream: true` body, to `data: [DONE]`."""
+        ...
+
 
 class ProviderBase:
     """Defaults for a provider's optional abilities; subclass it and override what you have."""
@@ -244,3 +261,83 @@ class ProviderBase:
     def resume_job(self, provider_job_id: str) -> ProviderJob:
         """Unsupported."""
         raise ProviderRejected(f"{self.name} cannot resume jobs", code="unsupported")
+
+    def delete_model(self, model: str) -> bool:
+        """Unsupported."""
+        raise ProviderRejected(f"{self.name} cannot delete models", code="unsupported")
+
+    def complete_chat(
+        self,
+        model: str,
+        messages: list[dict[str, Any]],
+        *,
+        max_tokens: int | None = None,
+        temperature: float = 0.0,
+    ) -> ChatResult:
+        """Unsupported."""
+        raise ProviderRejected(f"{self.name} serves no chat completions", code="unsupported")
+
+    def chat_completion(self, body: dict[str, Any]) -> dict[str, Any]:
+        """A `chat.completion` built from `complete_chat` (only model, messages and limits)."""
+        limit = body.get("max_completion_tokens") or body.get("max_tokens")
+        result = self.complete_chat(
+            body["model"],
+            body["messages"],
+            max_tokens=int(limit) if limit else None,
+            temperature=float(body.get("temperature") or 0.0),
+        )
+        return completion_object(body["model"], result)
+
+    def chat_completion_stream(self, body: dict[str, Any]) -> Iterator[bytes]:
+        """The whole completion first, then sent as `chat.completion.chunk` events."""
+        completion = self.chat_completion({**body, "stream": False})
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        return completion_events(completion, include_usage=include_usage)
+
+
+SSE_DONE = b"data: [DONE]\n\n"
+_PIECES = re.compile(r"\s*\S+\s*|\s+")
+
+
+def completion_object(model: str, result: ChatResult) -> dict[str, Any]:
+    """OpenAI's `chat.completion` object of one reply."""
+    return {
+        "id": f"chatcmpl-{secrets.token_urlsafe(21)}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": result.text, "refusal": None},
+                "logprobs": None,
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {
+            "prompt_tokens": result.prompt_tokens,
+            "completion_tokens": result.completion_tokens,
+            "total_tokens": result.prompt_tokens + result.completion_tokens,
+        },
+    }
+
+
+def completion_events(completion: dict[str, Any], *, include_usage: bool) -> Iterator[bytes]:
+    """A finished completion as OpenAI streams it: role, content pieces, finish, [usage], DONE."""
+    choice = completion["choices"][0]
+    text = choice["message"].get("content") or ""
+    deltas: list[tuple[dict[str, Any], str | None]] = [({"role": "assistant", "content": ""}, None)]
+    deltas += [({"content": piece}, None) for piece in _PIECES.findall(text)]
+    deltas.append(({}, choice.get("finish_reason") or "stop"))
+    head = {key: completion[key] for key in ("id", "created", "model")}
+    for delta, finish in deltas:
+        chunk_choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+        yield _event({**head, "object": "chat.completion.chunk", "choices": [chunk_choice]})
+    if include_usage:
+        usage = completion.get("usage")
+        yield _event({**head, "object": "chat.completion.chunk", "choices": [], "usage": usage})
+    yield SSE_DONE
+
+
+def _event(data: dict[str, Any]) -> bytes:
+    return b"data: " + json.dumps(data, separators=(",", ":")).encode() + b"\n\n"

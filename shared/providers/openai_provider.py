@@ -11,8 +11,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx2
 import openai
 from openai import OpenAI
+
+# The SDK's own switch for "hand me the unread HTTP response" (what with_streaming_response sets).
+from openai._constants import RAW_RESPONSE_HEADER
 
 from ftq.shared.observability.metrics import record_provider_call
 from ftq.shared.providers.base import (
@@ -199,6 +203,10 @@ class OpenAIProvider(ProviderBase):
             self._call("resume_job", self.client.fine_tuning.jobs.resume, provider_job_id)
         )
 
+    def delete_model(self, model: str) -> bool:
+        """Delete a fine-tuned model (or checkpoint) at the provider."""
+        return bool(self._call("delete_model", self.client.models.delete, model).deleted)
+
     # -- chat -----------------------------------------------------------------------------
 
     def complete_chat(
@@ -224,6 +232,46 @@ class OpenAIProvider(ProviderBase):
             prompt_tokens=usage.prompt_tokens if usage else 0,
             completion_tokens=usage.completion_tokens if usage else 0,
         )
+
+    def chat_completion(self, body: dict[str, Any]) -> dict[str, Any]:
+        """POST the caller's body as-is (unknown fields too) and return the JSON unparsed."""
+        response = self._call(
+            "chat_completion",
+            self.client.post,
+            "/chat/completions",
+            body=self._addressed(body),
+            cast_to=httpx2.Response,
+        )
+        answer: dict[str, Any] = response.json()
+        return answer
+
+    def chat_completion_stream(self, body: dict[str, Any]) -> Iterator[bytes]:
+        """Open the stream now (errors raise here), then relay its bytes as they arrive."""
+        response = self._call(
+            "chat_completion_stream",
+            self.client.post,
+            "/chat/completions",
+            body=self._addressed(body),
+            cast_to=httpx2.Response,
+            options={"headers": {RAW_RESPONSE_HEADER: "stream"}},
+        )
+        return self._relayed(response)
+
+    def _addressed(self, body: dict[str, Any]) -> dict[str, Any]:
+        """The body with `model` as this provider names it (an Azure deployment)."""
+        model = body.get("model")
+        if isinstance(model, str) and model in self.deployments:
+            return {**body, "model": self.deployments[model]}
+        return body
+
+    def _relayed(self, response: httpx2.Response) -> Iterator[bytes]:
+        try:
+            yield from response.iter_bytes()
+        except httpx2.HTTPError as exc:
+            record_provider_call(self.name, "chat_completion_stream", "broken_stream")
+            raise ProviderRetryable(f"provider stream broke: {type(exc).__name__}") from exc
+        finally:
+            response.close()
 
 
 def classify(exc: openai.APIError) -> Exception:

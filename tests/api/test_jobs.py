@@ -378,7 +378,10 @@ def test_lora_settings_are_refused_unless_the_provider_is_local(
     assert refused.status_code == 422, refused.text
     assert refused.json()["error"]["param"] == "provider"
     monkeypatch.setattr(get_settings(), "local_enabled", True)  # the API image has no torch
-    created = _create(client, team, training_dataset=dataset["id"], provider="local", method=body)
+    monkeypatch.setattr(get_settings(), "local_models", {"tiny": "/models/tiny"})
+    created = _create(
+        client, team, model="tiny", training_dataset=dataset["id"], provider="local", method=body
+    )
     assert created.status_code == 201, created.text
     assert created.json()["method"]["hyperparameters"]["lora_rank"] == 8
 
