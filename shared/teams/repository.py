@@ -18,11 +18,14 @@ def get_team_by_name(session: Session, name: str) -> Team | None:
     return session.scalar(select(Team).where(Team.name == name))
 
 
-def get_active_key(session: Session, key_hash: str) -> ApiKey | None:
-    """A non-revoked key by its hash."""
-    return session.scalar(
-        select(ApiKey).where(ApiKey.key_hash == key_hash, ApiKey.revoked_at.is_(None))
+def team_for_active_key(session: Session, key_hash: str) -> Team | None:
+    """The team owning a non-revoked key, in one round trip (every request authenticates)."""
+    query = (
+        select(Team)
+        .join(ApiKey, ApiKey.team_id == Team.id)
+        .where(ApiKey.key_hash == key_hash, ApiKey.revoked_at.is_(None))
     )
+    return session.scalar(query)
 
 
 def get_key(session: Session, team_id: str, key_id: str) -> ApiKey | None:

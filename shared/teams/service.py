@@ -70,8 +70,7 @@ def revoke_key(session: Session, team_id: str, key_id: str) -> None:
 
 def authenticate(session: Session, plaintext: str) -> Team:
     """The team owning a bearer key, or 401."""
-    key = repository.get_active_key(session, hash_api_key(plaintext))
-    team = repository.get_team(session, key.team_id) if key else None
+    team = repository.team_for_active_key(session, hash_api_key(plaintext))
     if team is None:
         raise Unauthorized("invalid or revoked API key")
     return team
