@@ -38,6 +38,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from ftq.shared.serving import free_port
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -186,14 +188,6 @@ def _wait(port: int, server: subprocess.Popen[bytes], log: Path) -> None:
     raise SystemExit(f"uvicorn did not start:\n{log.read_text()[-3000:]}")
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def _ready_datasets(
     env: dict[str, str], port: int, admin: str, teams: int
 ) -> tuple[list[str], list[str]]:
@@ -301,7 +295,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             check=True,
             capture_output=True,
         )
-        port = _free_port()
+        port = free_port()
         log = workdir / "uvicorn.log"
         server = subprocess.Popen(
             [

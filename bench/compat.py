@@ -33,6 +33,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ftq.shared.serving import free_port
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -125,14 +127,6 @@ def _serve(args: list[str], env: dict[str, str], log: Path, port: int) -> subpro
     raise SystemExit(f"uvicorn did not start:\n{log.read_text()[-3000:]}")
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def _team_with_job(env: dict[str, str], port: int, admin: str) -> tuple[str, str]:
     """(team key, native job id): a team, a dataset validated here, and one queued job."""
     os.environ.update(env)
@@ -186,7 +180,7 @@ def run(args: argparse.Namespace) -> dict[str, float]:
         conn.execute(f'CREATE DATABASE "{name}"')
     workdir = Path(tempfile.mkdtemp(prefix="ftq-bench-compat-"))
     admin = secrets.token_hex(24)
-    emulator_port, ftq_port = _free_port(), _free_port()
+    emulator_port, ftq_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("FTQ_")}
     env.update(
         {

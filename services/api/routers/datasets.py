@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from ftq.services.api.deps import AfterQuery, LimitQuery, SessionDep, TeamDep
-from ftq.services.api.downloads import attachment
+from ftq.services.api.downloads import blob_download
 from ftq.services.api.idempotency import IdempotencyDep
 from ftq.services.api.uow import commit
 from ftq.services.api.uploads import ParsedUpload, receive_upload
@@ -106,11 +106,7 @@ def read_dataset(dataset_id: str, session: SessionDep, team: TeamDep) -> Dataset
 def download_dataset(dataset_id: str, session: SessionDep, team: TeamDep) -> StreamingResponse:
     """The file as uploaded."""
     dataset = service.get(session, team, dataset_id)
-    return StreamingResponse(
-        get_blob_store().iter_bytes(dataset.blob_key),
-        media_type="application/jsonl",
-        headers=attachment(dataset.name),
-    )
+    return blob_download(dataset.blob_key, dataset.name, "application/jsonl")
 
 
 @router.post("/{dataset_id}/convert", status_code=status.HTTP_201_CREATED, response_model=Dataset)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Response, status
 from fastapi.responses import StreamingResponse
 
 from ftq.services.api.deps import AfterQuery, LimitQuery, SessionDep, TeamDep
-from ftq.services.api.downloads import attachment
+from ftq.services.api.downloads import blob_download
 from ftq.services.api.idempotency import IdempotencyDep
 from ftq.services.api.uow import commit
 from ftq.shared.jobs import service
@@ -23,7 +23,6 @@ from ftq.shared.jobs.schemas import (
 )
 from ftq.shared.pagination import Page
 from ftq.shared.settings import get_settings
-from ftq.shared.storage import get_blob_store
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
@@ -114,8 +113,4 @@ def list_checkpoints(job_id: str, session: SessionDep, team: TeamDep) -> Page[Ch
 def download_result_file(job_id: str, session: SessionDep, team: TeamDep) -> StreamingResponse:
     """The provider's result file (per-step metrics CSV), kept when the job succeeded."""
     job, key = service.result_blob(session, team, job_id)
-    return StreamingResponse(
-        get_blob_store().iter_bytes(key),
-        media_type="text/csv",
-        headers=attachment(f"{job.id}-results.csv"),
-    )
+    return blob_download(key, f"{job.id}-results.csv", "text/csv")

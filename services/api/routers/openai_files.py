@@ -10,7 +10,7 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from ftq.services.api.deps import SessionDep, TeamDep
-from ftq.services.api.downloads import attachment
+from ftq.services.api.downloads import blob_download
 from ftq.services.api.idempotency import IdempotencyDep
 from ftq.services.api.uow import commit
 from ftq.services.api.uploads import ParsedUpload, receive_upload
@@ -95,8 +95,4 @@ def delete_file(file_id: str, session: SessionDep, team: TeamDep) -> dict[str, A
 def file_content(file_id: str, session: SessionDep, team: TeamDep) -> StreamingResponse:
     """The file's bytes as uploaded."""
     dataset = service.get(session, team, file_id)
-    return StreamingResponse(
-        get_blob_store().iter_bytes(dataset.blob_key),
-        media_type="application/octet-stream",
-        headers=attachment(dataset.name),
-    )
+    return blob_download(dataset.blob_key, dataset.name, "application/octet-stream")
