@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from ftq.shared.compat import ids
+from ftq.shared.compat import findings, ids
 from ftq.shared.datasets import repository as datasets_repo
 from ftq.shared.datasets import service as datasets
 from ftq.shared.datasets.schemas import DatasetCreate, DatasetPurpose
@@ -24,7 +24,6 @@ from ftq.shared.timeutil import as_utc
 PURPOSES: dict[str, DatasetPurpose] = {"fine-tune": "fine-tune", "evals": "eval"}
 OPENAI_PURPOSE: dict[str, str] = {ftq: openai for openai, ftq in PURPOSES.items()}
 STATUSES = {"validating": "uploaded", "ready": "processed", "invalid": "error"}
-FINDINGS_SHOWN = 3
 NO_RETRY = {"x-should-retry": "false"}  # the SDK retries 409s unless told not to
 
 
@@ -120,19 +119,4 @@ def file_object(dataset: Dataset) -> dict[str, Any]:
 
 def status_details(dataset: Dataset) -> str:
     """One line: the first findings of an invalid file and where its full report is."""
-    errors = (dataset.report or {}).get("errors") or {}
-    items = errors.get("items") or []
-    shown = [_finding(item) for item in items[:FINDINGS_SHOWN]]
-    more = int(errors.get("total") or len(items)) - len(shown)
-    listed = "; ".join(shown) + (f"; and {more} more" if more > 0 else "")
-    return (
-        f"ftq's validation failed: {listed or 'see the report'}. "
-        f"Full report: GET /v1/datasets/{dataset.id}"
-    )
-
-
-def _finding(item: dict[str, Any]) -> str:
-    where = f"line {item['line']}" if item.get("line") else "file"
-    path = f" at {item['param']}" if item.get("param") else ""
-    message = " ".join(str(item.get("message") or "").split())
-    return f"{where}{path}: {item.get('code')} ({message})"
+    return f"ftq's validation failed: {findings.summary(dataset)}"

@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
-from ftq.shared.compat import ids
+from ftq.shared.compat import findings, ids
 from ftq.shared.compat.schemas import FineTuningJobCreate, OpenAIHyperparameters
 from ftq.shared.datasets import repository as datasets_repo
 from ftq.shared.datasets import service as datasets
@@ -36,7 +36,6 @@ METRIC_KEYS = (
     "valid_loss",
     "valid_mean_token_accuracy",
 )
-FINDINGS_IN_MESSAGE = 3
 ACTIONS = {"pause", "resume"}
 
 
@@ -95,20 +94,7 @@ def _code(param: str) -> str:
 
 
 def _invalid_file_message(dataset: Dataset, file: str, param: str) -> str:
-    errors = ((dataset.report or {}).get("errors") or {}).get("items") or []
-    shown = [_finding(item) for item in errors[:FINDINGS_IN_MESSAGE]]
-    more = len(errors) - len(shown)
-    listed = "; ".join(shown) + (f"; and {more} more" if more > 0 else "")
-    return (
-        f"{param} {file} failed ftq's validation: {listed or 'see the report'}. "
-        f"Full report: GET /v1/datasets/{dataset.id}"
-    )
-
-
-def _finding(item: dict[str, Any]) -> str:
-    where = f"line {item['line']}" if item.get("line") else "file"
-    path = f" at {item['param']}" if item.get("param") else ""
-    return f"{where}{path}: {item.get('code')} ({item.get('message')})"
+    return f"{param} {file} failed ftq's validation: {findings.summary(dataset)}"
 
 
 def _job_create(
