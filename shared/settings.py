@@ -161,6 +161,10 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     # Starts of one task message that never finished (its worker died) before it is refused.
     task_max_deliveries: int = Field(5, ge=1)
+    # How long one API process reuses a (provider, model) queue's fair order for the
+    # `queue_position` of job reads (0: compute it on every read). A job new to the queue is
+    # never answered from an older order.
+    queue_position_cache_seconds: float = Field(1.0, ge=0.0)
     # GET /metrics needs `Authorization: Bearer <token>` when set; open otherwise.
     metrics_token: SecretStr | None = None
     # Each Celery worker serves its own /metrics on this port when set (README "Operations").

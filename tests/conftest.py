@@ -36,6 +36,9 @@ os.environ.update(
         "FTQ_EMBEDDED_WORKER": "false",
         "FTQ_WEBHOOK_ALLOW_HOSTS": '["127.0.0.1", "localhost"]',
         "FTQ_PROVIDER": "emulator",
+        # Exact queue positions in every test (tests/unit/test_queue_position_cache.py covers
+        # the per-process cache itself).
+        "FTQ_QUEUE_POSITION_CACHE_SECONDS": "0",
     }
 )
 

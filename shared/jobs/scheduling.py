@@ -14,6 +14,7 @@ jobs cannot starve a team with one. Admission runs while holding the capacity ro
 from __future__ import annotations
 
 import heapq
+import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
@@ -94,6 +95,27 @@ def schedule(session: Session, provider: str, model: str) -> list[Job]:
         lifecycle.admit(session, job)
     session.flush()
     return admitted
+
+
+_CACHED_ORDERS: dict[tuple[str, str, str], tuple[float, dict[str, int]]] = {}
+
+
+def queue_position(session: Session, job: Job) -> int | None:
+    """A queued job's place, from a fair order at most FTQ_QUEUE_POSITION_CACHE_SECONDS old.
+
+    Reading one job must not cost the whole queue: the order is computed once per interval per
+    (provider, model) in this process, and again at once for a job not in the cached order.
+    """
+    ttl = get_settings().queue_position_cache_seconds
+    key = (str(session.get_bind().engine.url), job.provider, job.model)
+    now = time.monotonic()
+    cached = _CACHED_ORDERS.get(key)
+    if ttl > 0 and cached is not None and cached[0] > now and job.id in cached[1]:
+        return cached[1][job.id]
+    positions = queue_positions(session, job.provider, job.model)
+    if ttl > 0:
+        _CACHED_ORDERS[key] = (now + ttl, positions)
+    return positions.get(job.id)
 
 
 def queue_positions(session: Session, provider: str, model: str) -> dict[str, int]:

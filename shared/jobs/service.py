@@ -255,9 +255,11 @@ def to_schema(session: Session, job: Job, positions: dict[str, int] | None = Non
     error = {"code": job.error_code, "message": job.error_message} if job.error_code else None
     position = None
     if job.status == "queued":
-        if positions is None:
-            positions = scheduling.queue_positions(session, job.provider, job.model)
-        position = positions.get(job.id)
+        position = (
+            positions.get(job.id)
+            if positions is not None
+            else scheduling.queue_position(session, job)
+        )
     result = None
     if job.result_file_id:
         result = {
