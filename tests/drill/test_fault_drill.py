@@ -44,7 +44,9 @@ EMULATOR_FAULTS = {
 }
 RECEIVER_OUTAGE_SECONDS = 30.0
 REDIS_OUTAGE_SECONDS = 6.0
-SETTLE_SECONDS = 110.0
+# A submit makes several provider calls, so at 10% faults a few of 200 jobs meet six or seven
+# failed attempts in a row: backing off 1, 2, 4 ... 60 s, such a job is retrying, not stuck.
+SETTLE_SECONDS = 200.0
 JOB_HOOK_PATH = "/hooks/job"
 # Every fifth job also names its own webhook_url (signed with the team's signing secret).
 JOB_URL_EVERY = 5
@@ -125,7 +127,7 @@ def drill(tmp_path: Path) -> Iterator[tuple[DrillStack, DrillReceiver]]:
         redis_server.stop()
 
 
-@pytest.mark.timeout(330)
+@pytest.mark.timeout(450)
 def test_nothing_is_lost_twinned_or_unsigned_under_faults(
     drill: tuple[DrillStack, DrillReceiver], capsys: pytest.CaptureFixture[str]
 ) -> None:
