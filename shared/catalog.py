@@ -212,3 +212,9 @@ def retirement_warning(name: str, provider: str, today: date) -> str | None:
             f"{life.shutdown.isoformat()} ({life.source}); plan to move to another provider"
         )
     return None
+
+
+def equivalents(name: str) -> tuple[str, ...]:
+    """Models the catalog counts as equivalent to `name` for failover, nearest first."""
+    info = _BY_NAME.get(base_model_name(name))
+    return tuple(getattr(info, "equivalents", ())) if info else ()

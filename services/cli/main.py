@@ -122,6 +122,15 @@ def _register_config_command() -> None:
 _register_config_command()
 
 
+def _register_providers_command() -> None:
+    from ftq.services.cli.providers import providers_command
+
+    app.command("providers")(providers_command)
+
+
+_register_providers_command()
+
+
 def main() -> None:
     """The `ftq` console script: the typer app, with configuration errors as exit status 2."""
     with exit_on_config_error():

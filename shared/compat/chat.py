@@ -26,10 +26,10 @@ from ftq.shared.models import Team
 from ftq.shared.observability.redaction import redact
 from ftq.shared.providers.base import Provider, ProviderError, ProviderRetryable
 from ftq.shared.providers.registry import (
-    PROVIDERS,
     check_configured,
     configured_providers,
     get_provider,
+    provider_names,
 )
 from ftq.shared.settings import Settings, get_settings
 
@@ -101,7 +101,7 @@ def _checked_model(body: dict[str, Any]) -> str:
 def provider_for(session: Session, team: Team, model: str) -> tuple[str, str]:
     """(provider, the provider's model name) for the model a caller named."""
     prefix, colon, rest = model.partition(":")
-    named = prefix if colon and prefix in PROVIDERS else None
+    named = prefix if colon and prefix in provider_names() else None
     if named and not (named == "local" and is_tuned_name(model)):
         model = rest  # a local fine-tuned model keeps its `local:` name: that is its name
     if is_tuned_name(model):
@@ -128,7 +128,7 @@ def _check(name: str) -> None:
         usable = ", ".join(configured_providers()) or "none"
         raise BadRequest(
             f"{exc.message}; name a provider as `provider:model` (providers: "
-            f"{', '.join(PROVIDERS)}; configured here: {usable})",
+            f"{', '.join(provider_names())}; configured here: {usable})",
             param="model",
             code=exc.code,
         ) from exc

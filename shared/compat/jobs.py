@@ -23,7 +23,7 @@ from ftq.shared.jobs import repository as jobs_repo
 from ftq.shared.jobs import service as jobs
 from ftq.shared.jobs.schemas import JobCreate, check_provider_settings
 from ftq.shared.models import Dataset, Job, JobCheckpoint, JobEvent, Team
-from ftq.shared.providers.registry import PROVIDERS, check_configured
+from ftq.shared.providers.registry import check_configured, provider_names
 from ftq.shared.settings import get_settings
 from ftq.shared.timeutil import as_utc
 
@@ -59,7 +59,7 @@ def create(session: Session, team: Team, body: FineTuningJobCreate) -> Job:
 def choose_provider(model: str, metadata: dict[str, str]) -> tuple[str, str]:
     """(provider, model): `provider:model`, else metadata["ftq_provider"], else the default."""
     prefix, colon, rest = model.partition(":")
-    if colon and prefix in PROVIDERS:
+    if colon and prefix in provider_names():
         provider, model, param = prefix, rest, "model"
     elif PROVIDER_METADATA_KEY in metadata:
         provider, param = metadata[PROVIDER_METADATA_KEY], f"metadata.{PROVIDER_METADATA_KEY}"
@@ -70,7 +70,7 @@ def choose_provider(model: str, metadata: dict[str, str]) -> tuple[str, str]:
     except AppError as exc:
         raise BadRequest(
             f"{exc.message}; name a provider as `provider:model` (providers: "
-            f"{', '.join(PROVIDERS)}) or in metadata[{PROVIDER_METADATA_KEY!r}]",
+            f"{', '.join(provider_names())}) or in metadata[{PROVIDER_METADATA_KEY!r}]",
             param=param,
             code=exc.code,
         ) from exc

@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ftq.shared.errors import Unprocessable
+from ftq.shared.providers.registry import get_plugin, plugins
 
 GraderName = Literal["exact", "choice", "contains", "bleu", "rouge_l"]
 
@@ -58,8 +59,6 @@ SLOT_STATUSES = frozenset({"uploading", "submitted", "running"})
 
 Auto = Literal["auto"]
 LOCAL_PROVIDER = "local"
-# Hyperparameters only the `local` provider takes; OpenAI and Azure refuse them.
-LORA_FIELDS = ("lora_rank", "lora_alpha", "lora_dropout", "lora_target_modules")
 
 
 class Hyperparameters(BaseModel):
@@ -108,13 +107,12 @@ class Method(BaseModel):
     hyperparameters: Hyperparameters = Field(default_factory=Hyperparameters)
 
     def to_provider(self, provider: str) -> dict[str, Any]:
-        """The provider's `method` body: OpenAI's shape, LoRA settings only for `local`."""
+        """The provider's `method` body: OpenAI's shape, with only the settings it takes."""
+        takes = get_plugin(provider).capabilities.takes
         params = self.hyperparameters.model_dump(exclude_none=True)
         if self.type != "dpo":
             params.pop("beta", None)
-        if provider != LOCAL_PROVIDER:
-            for name in LORA_FIELDS:
-                params.pop(name, None)
+        params = {name: value for name, value in params.items() if takes(name)}
         return {"type": self.type, self.type: {"hyperparameters": params}}
 
 
@@ -146,6 +144,26 @@ class JobCreate(BaseModel):
     eval: JobEvalRequest | None = Field(
         default=None, description="score the base and the fine-tuned model once it succeeds"
     )
+    fallback_providers: list[str] = Field(
+        default_factory=list,
+        max_length=4,
+        description="providers to move to, in order, when `provider` is closed to new jobs "
+        "(403, provider_unavailable) or does not offer the model",
+    )
+    model_map: dict[str, str] = Field(
+        default_factory=dict,
+        description="the model to train at each fallback provider (default: the same name "
+        "where that provider tunes it, else the catalog's equivalent)",
+    )
+
+    @model_validator(mode="after")
+    def _fallbacks(self) -> JobCreate:
+        if len(set(self.fallback_providers)) != len(self.fallback_providers):
+            raise ValueError("fallback_providers lists a provider twice")
+        unknown = set(self.model_map) - set(self.fallback_providers)
+        if unknown:
+            raise ValueError(f"model_map names {sorted(unknown)}, not in fallback_providers")
+        return self
 
     @model_validator(mode="after")
     def _one_validation_source(self) -> JobCreate:
@@ -179,15 +197,32 @@ class JobCreate(BaseModel):
 
 
 def check_provider_settings(data: JobCreate, provider: str) -> None:
-    """Refuse LoRA settings (422 naming the field) for a provider other than `local`."""
-    if provider == LOCAL_PROVIDER:
-        return
-    for name in LORA_FIELDS:
-        if getattr(data.method.hyperparameters, name) is not None:
+    """Refuse (422 naming the field) a hyperparameter the provider or a fallback does not take."""
+    _check_takes(data, provider, "")
+    for index, fallback in enumerate(data.fallback_providers):
+        if fallback == provider:
             raise Unprocessable(
-                f"{name} is a setting of the local provider only, not of {provider!r}",
-                param=f"method.hyperparameters.{name}",
+                f"{fallback!r} is the job's own provider", param=f"fallback_providers[{index}]"
             )
+        if fallback not in plugins():
+            raise Unprocessable(
+                f"unknown provider {fallback!r}; choose among {', '.join(plugins())}",
+                param=f"fallback_providers[{index}]",
+            )
+        _check_takes(data, fallback, "fallback provider ")
+
+
+def _check_takes(data: JobCreate, provider: str, role: str) -> None:
+    plugin = get_plugin(provider)
+    for name in data.method.hyperparameters.model_dump(exclude_none=True):
+        if plugin.capabilities.takes(name):
+            continue
+        takers = [other for other, p in plugins().items() if p.capabilities.takes(name)]
+        where = f"of {', '.join(takers)} only" if takers else "taken by no provider here"
+        raise Unprocessable(
+            f"{name} is a setting {where}, not of {role}{provider!r}",
+            param=f"method.hyperparameters.{name}",
+        )
 
 
 class JobError(BaseModel):
@@ -214,6 +249,8 @@ class Job(BaseModel):
     queue_position: int | None = None
     model: str
     provider: str
+    fallback_providers: list[str] = Field(default_factory=list)
+    model_map: dict[str, str] = Field(default_factory=dict)
     training_dataset: str
     validation_dataset: str | None
     validation_split: float | None = None

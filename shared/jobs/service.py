@@ -13,6 +13,7 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 from sqlalchemy import select
@@ -23,7 +24,7 @@ from ftq.shared.datasets import repository as datasets_repo
 from ftq.shared.datasets import service as datasets_service
 from ftq.shared.errors import Conflict, NotFound, QuotaExceeded, Unprocessable
 from ftq.shared.ids import new_id
-from ftq.shared.jobs import hooks, lifecycle, repository, scheduling, sync
+from ftq.shared.jobs import failover, hooks, lifecycle, repository, scheduling, sync
 from ftq.shared.jobs.lifecycle import add_event, fail
 from ftq.shared.jobs.schemas import (
     LOCAL_PROVIDER,
@@ -36,7 +37,7 @@ from ftq.shared.jobs.schemas import (
 from ftq.shared.jobs.schemas import Job as JobOut
 from ftq.shared.models import Dataset, Job, JobEvent, Team
 from ftq.shared.outbox import enqueue
-from ftq.shared.providers.base import JobSpec, ProviderEvent, ProviderJob
+from ftq.shared.providers.base import JobSpec, ProviderError, ProviderEvent, ProviderJob
 from ftq.shared.providers.local import models as local_models
 from ftq.shared.providers.registry import check_configured, configured_providers
 from ftq.shared.settings import get_settings
@@ -67,12 +68,7 @@ def create(session: Session, team: Team, data: JobCreate) -> Job:
     check_model_access(session, team, data.model)
     if provider == LOCAL_PROVIDER:
         local_models.check_allowed(data.model)
-    catalog.check_open(
-        data.model,
-        provider,
-        utcnow().date(),
-        lambda: [name for name in configured_providers() if name != provider],
-    )
+    provider, model, used, moved = _open_provider(data, provider)
     training = _usable(session, team, data.training_dataset, "training_dataset")
     validation = (
         _usable(session, team, data.validation_dataset, "validation_dataset")
@@ -106,7 +102,7 @@ def create(session: Session, team: Team, data: JobCreate) -> Job:
         team_id=team.id,
         status="queued",
         provider=provider,
-        model=data.model,
+        model=model,
         training_dataset_id=training.id,
         validation_dataset_id=validation.id if validation else None,
         validation_split=data.validation_split,
@@ -114,6 +110,8 @@ def create(session: Session, team: Team, data: JobCreate) -> Job:
         suffix=data.suffix,
         seed=data.seed,
         job_metadata=dict(data.metadata),
+        fallback_providers=data.fallback_providers[used:],
+        model_map=dict(data.model_map),
         webhook_url=data.webhook_url,
         eval_request=data.eval.model_dump(mode="json") if data.eval else None,
         poll_interval_seconds=get_settings().poll_interval_seconds,
@@ -121,6 +119,8 @@ def create(session: Session, team: Team, data: JobCreate) -> Job:
     )
     repository.add(session, job)
     add_event(session, job, f"Job created for model {job.model} on {provider}")
+    if moved:
+        add_event(session, job, moved, level="warn")
     for warning in lifecycle.lifecycle_warnings(job):
         add_event(session, job, warning, level="warn")
     if validation is not None and data.validation_split is not None:
@@ -132,6 +132,38 @@ def create(session: Session, team: Team, data: JobCreate) -> Job:
         )
     _release_if_ready(session, job)
     return job
+
+
+def _open_provider(data: JobCreate, provider: str) -> tuple[str, str, int, str | None]:
+    """The first of the job's providers open to new jobs for its model: provider, model, how many
+    fallbacks that used, and the event saying why it moved (None when it did not)."""
+    today = utcnow().date()
+    configured = configured_providers()
+    candidates = [(provider, data.model)]
+    for name in data.fallback_providers:
+        tuned = failover.model_at(name, data.model, data.model_map)
+        if name in configured and tuned is not None:
+            candidates.append((name, tuned))
+    notes: list[str] = []
+    for used, (name, model) in enumerate(candidates):
+        try:
+            catalog.check_open(model, name, today, partial(_others, name))
+        except catalog.ModelClosed as exc:
+            if used == len(candidates) - 1:
+                raise
+            notes.append(f"{name} ({model}): {exc.message}")
+            continue
+        note = f"Created on {name} ({model}) instead: " + "; ".join(notes) if notes else None
+        return name, model, _fallbacks_used(data, name) if used else 0, note
+    raise AssertionError("unreachable: the last candidate returns or raises")
+
+
+def _fallbacks_used(data: JobCreate, provider: str) -> int:
+    return data.fallback_providers.index(provider) + 1
+
+
+def _others(provider: str) -> list[str]:
+    return [name for name in configured_providers() if name != provider]
 
 
 def _split_seed(data: JobCreate) -> int:
@@ -273,6 +305,8 @@ def to_schema(session: Session, job: Job, positions: dict[str, int] | None = Non
         queue_position=position,
         model=job.model,
         provider=job.provider,
+        fallback_providers=list(job.fallback_providers or []),
+        model_map=dict(job.model_map or {}),
         training_dataset=job.training_dataset_id,
         validation_dataset=job.validation_dataset_id,
         validation_split=job.validation_split,
@@ -463,6 +497,14 @@ def record_submission(session: Session, job_id: str, provider_job: ProviderJob) 
     message = f"Submitted to {job.provider} as {provider_job.id}"
     lifecycle.set_status(session, job, "submitted", message)
     return True
+
+
+def fail_over(session: Session, job_id: str, exc: ProviderError) -> bool:
+    """Move a job its provider refused to its next fallback provider; False if it cannot move."""
+    reason = failover.reason_to_move(exc)
+    if reason is None:
+        return False
+    return failover.fail_over(session, job_id, reason, configured_providers())
 
 
 def unrecorded_submission(session: Session, job_id: str) -> str | None:

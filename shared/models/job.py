@@ -52,6 +52,9 @@ class Job(CreatedAtMixin, Base):
     ready_at: Mapped[datetime | None] = mapped_column(nullable=True)
     admitted_at: Mapped[datetime | None] = mapped_column(nullable=True)
     validation_split: Mapped[float | None] = mapped_column(nullable=True)
+    # Failover (issue 14): providers still to try, in order, and a model name per provider.
+    fallback_providers: Mapped[list[Any]] = mapped_column(default=list)
+    model_map: Mapped[dict[str, Any]] = mapped_column(default=dict)
     # What the provider's job list last showed (status, tokens, finish, …): a change means sync.
     provider_fingerprint: Mapped[str | None] = mapped_column(String(300), nullable=True)
     provider_created_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)

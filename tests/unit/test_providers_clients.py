@@ -12,7 +12,8 @@ from pydantic import SecretStr
 from ftq.shared.errors import Unprocessable
 from ftq.shared.observability.metrics import PROVIDER_CALLS
 from ftq.shared.providers.base import JobSpec, ProviderRejected
-from ftq.shared.providers.registry import azure_client, check_configured, get_provider
+from ftq.shared.providers.builtin import azure_client
+from ftq.shared.providers.registry import check_configured, get_provider
 from ftq.shared.settings import Settings
 from tests.factories import chat_jsonl
 from tests.unit.test_providers_kit import MODEL, Emulator

@@ -89,16 +89,27 @@ def submit(self: Task, job_id: str) -> str | None:
                 )
         raise self.retry(exc=exc, countdown=backoff_seconds(self.request.retries, exc)) from exc
     except ProviderUnavailable as exc:
-        _fail(
-            job_id,
-            "provider_unavailable",
-            f"the provider refuses new fine-tuning jobs for this account: {exc.message}",
-        )
+        if not _moved(job_id, exc):
+            _fail(
+                job_id,
+                "provider_unavailable",
+                f"the provider refuses new fine-tuning jobs for this account: {exc.message}",
+            )
         return None
     except ProviderRejected as exc:
-        _fail(job_id, "provider_rejected", exc.message)
+        if not _moved(job_id, exc):
+            _fail(job_id, "provider_rejected", exc.message)
         return None
     return provider_job_id
+
+
+def _moved(job_id: str, exc: ProviderError) -> bool:
+    """Whether the refused job moved to one of its fallback providers (issue 14, failover)."""
+    with session_scope() as session:
+        moved = service.fail_over(session, job_id, exc)
+    if moved:
+        relay_now()
+    return moved
 
 
 def submit_once(job_id: str) -> str | None:
