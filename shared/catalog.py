@@ -4,6 +4,11 @@ Prices are USD per 1M training tokens where OpenAI states them; `None` means Ope
 price to the account ("configurable"). Set `FTQ_TRAINING_PRICES` to a JSON object such as
 `{"gpt-4o-2024-08-06": 25.0}` to give or override a price (keys are model names or aliases).
 A context of `None` means OpenAI does not publish the training context: no length check is made.
+
+`TOGETHER_MODELS` are Together AI's fine-tunable models (its supported-models table: SFT context,
+LoRA and full tuning, SFT and DPO; prices are its LoRA SFT and full SFT USD per 1M tokens). They
+are looked up by `get_model` like OpenAI's; `tokenizer` names the model's own tokenizer where the
+counting `encoding` is only an estimate of it.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from ftq.shared.errors import BadRequest, Unprocessable
 
 Method = Literal["supervised", "dpo"]
 DataFormat = Literal["chat", "completion"]
+Tuning = Literal["full", "lora"]
 PRICES_ENV = "FTQ_TRAINING_PRICES"
 # Reported lifecycle facts (DESIGN.md, "Facts that shape it"):
 # - OpenAI takes no new fine-tuning jobs from any organisation after 2027-01-06 (refused already
@@ -47,10 +53,21 @@ class ModelInfo:
     aliases: tuple[str, ...] = ()
     vision: bool = False
     shutdown: date | None = None
+    # Who tunes it (empty: OpenAI and its doubles), and how: "full" weights or "lora" adapters.
+    providers: tuple[str, ...] = ()
+    tuning: tuple[Tuning, ...] = ("full",)
+    # The model's own tokenizer when `encoding` only estimates it (None: `encoding` is its own).
+    tokenizer: str | None = None
+    price_full_per_1m: float | None = None
 
     def supports(self, method: str) -> bool:
         """Whether the model can be trained with `method` (supervised or dpo)."""
         return method in self.methods
+
+    @property
+    def exact_tokens(self) -> bool:
+        """Whether token counts with `encoding` are the model's own."""
+        return self.tokenizer is None
 
 
 class UnknownModel(BadRequest):
@@ -110,8 +127,57 @@ MODELS: tuple[ModelInfo, ...] = (
     ModelInfo("davinci-002", "cl100k_base", None, None, _SFT, format="completion"),
 )
 
+TOGETHER = ("together",)
+_LORA_FULL: tuple[Tuning, ...] = ("lora", "full")
+_LORA: tuple[Tuning, ...] = ("lora",)
+LLAMA3 = "Meta Llama 3 (128K BPE)"
+QWEN2 = "Qwen2 (151K BPE)"
+MISTRAL = "Mistral (32K SentencePiece)"
+
+
+def _together(
+    name: str,
+    context: int,
+    prices: tuple[float | None, float | None],
+    tokenizer: str | None,
+    tuning: tuple[Tuning, ...] = _LORA_FULL,
+) -> ModelInfo:
+    """One of Together's models: chat format, SFT and DPO, counted with cl100k_base unless its
+    own tokenizer is a tiktoken one."""
+    return ModelInfo(
+        name,
+        "cl100k_base" if tokenizer else "o200k_base",
+        context,
+        prices[0],
+        _SFT_DPO,
+        providers=TOGETHER,
+        tuning=tuning,
+        tokenizer=tokenizer,
+        price_full_per_1m=prices[1],
+    )
+
+
+# Together's size tiers (USD per 1M training tokens, LoRA SFT / full SFT): up to 16B, 17-69B,
+# 70-100B. gpt-oss tokenizes with o200k_harmony, o200k_base's vocabulary plus special tokens, so
+# o200k_base counts its text exactly.
+_SMALL, _MEDIUM, _LARGE = (0.48, 0.54), (1.50, 1.65), (2.90, 3.20)
+TOGETHER_MODELS: tuple[ModelInfo, ...] = (
+    _together("meta-llama/Meta-Llama-3.1-8B-Instruct-Reference", 131_072, _SMALL, LLAMA3),
+    _together("meta-llama/Meta-Llama-3.1-70B-Instruct-Reference", 131_072, _LARGE, LLAMA3),
+    _together("meta-llama/Llama-3.3-70B-Instruct-Reference", 131_072, _LARGE, LLAMA3),
+    _together("meta-llama/Llama-3.2-3B-Instruct", 131_072, _SMALL, LLAMA3),
+    _together("meta-llama/Llama-3.2-1B-Instruct", 131_072, _SMALL, LLAMA3),
+    _together("Qwen/Qwen2.5-7B-Instruct", 32_768, _SMALL, QWEN2),
+    _together("Qwen/Qwen2.5-14B-Instruct", 32_768, _SMALL, QWEN2),
+    _together("Qwen/Qwen2.5-72B-Instruct", 32_768, _LARGE, QWEN2),
+    _together("Qwen/Qwen3-8B", 32_768, _SMALL, QWEN2),
+    _together("mistralai/Mistral-7B-Instruct-v0.2", 32_768, _SMALL, MISTRAL),
+    _together("openai/gpt-oss-20b", 16_384, (_MEDIUM[0], None), None, _LORA),
+    _together("openai/gpt-oss-120b", 16_384, (None, None), None, _LORA),
+)
+
 _BY_NAME: dict[str, ModelInfo] = {
-    key: info for info in MODELS for key in (info.name, *info.aliases)
+    key: info for info in (*MODELS, *TOGETHER_MODELS) for key in (info.name, *info.aliases)
 }
 
 
@@ -145,7 +211,7 @@ def get_model(name: str) -> ModelInfo:
     """The catalog entry for a snapshot, an alias or an `ft:` model (by its base)."""
     info = _BY_NAME.get(base_model_name(name))
     if info is None:
-        known = ", ".join(m.name for m in MODELS)
+        known = ", ".join(m.name for m in (*MODELS, *TOGETHER_MODELS))
         raise UnknownModel(
             f"Model {name!r} cannot be fine-tuned here; fine-tunable models: {known}",
             param="model",
@@ -155,8 +221,14 @@ def get_model(name: str) -> ModelInfo:
 
 
 def list_models() -> list[ModelInfo]:
-    """Every fine-tunable model, prices overrides applied."""
+    """Every fine-tunable OpenAI model, prices overrides applied."""
     return [get_model(info.name) for info in MODELS]
+
+
+def provider_models(provider: str) -> list[ModelInfo]:
+    """The models a provider that names itself in the catalog tunes (Together's), overrides
+    applied."""
+    return [get_model(info.name) for info in TOGETHER_MODELS if provider in info.providers]
 
 
 @dataclass(frozen=True)
@@ -214,7 +286,27 @@ def retirement_warning(name: str, provider: str, today: date) -> str | None:
     return None
 
 
+_SMALL_OPEN = ("meta-llama/Meta-Llama-3.1-8B-Instruct-Reference", "Qwen/Qwen2.5-7B-Instruct")
+_LARGE_OPEN = (
+    "meta-llama/Llama-3.3-70B-Instruct-Reference",
+    "Qwen/Qwen2.5-72B-Instruct",
+    "openai/gpt-oss-120b",
+)
+# Failover's default equivalents of OpenAI's models: open models of a similar size class (a
+# judgement of size, not a measured match: a job that cares names its model in `model_map`).
+EQUIVALENTS: dict[str, tuple[str, ...]] = {
+    "gpt-4o-mini-2024-07-18": _SMALL_OPEN,
+    "gpt-4.1-mini-2025-04-14": _SMALL_OPEN,
+    "gpt-4.1-nano-2025-04-14": _SMALL_OPEN,
+    "gpt-3.5-turbo-0125": _SMALL_OPEN,
+    "gpt-3.5-turbo-1106": _SMALL_OPEN,
+    "gpt-3.5-turbo-0613": _SMALL_OPEN,
+    "gpt-4o-2024-08-06": _LARGE_OPEN,
+    "gpt-4.1-2025-04-14": _LARGE_OPEN,
+}
+
+
 def equivalents(name: str) -> tuple[str, ...]:
     """Models the catalog counts as equivalent to `name` for failover, nearest first."""
     info = _BY_NAME.get(base_model_name(name))
-    return tuple(getattr(info, "equivalents", ())) if info else ()
+    return EQUIVALENTS.get(info.name, ()) if info else ()

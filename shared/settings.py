@@ -104,6 +104,10 @@ class Settings(BaseSettings):
     # Azure serves chat completions per deployment: model name -> deployment name (default same).
     azure_deployments: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
     openai_webhook_secret: SecretStr | None = None  # whsec_… of OpenAI's own webhooks
+    # The `together` provider: a key (FTQ_TOGETHER_API_KEY or TOGETHER_API_KEY) and, for the
+    # emulator (…/emulator/together) or a proxy, a base URL, which alone is enough there.
+    together_api_key: SecretStr | None = None
+    together_base_url: str | None = None
 
     # Active fine-tuning jobs ftq lets run per (provider, model): JSON object whose keys are
     # "provider:model", "provider" or "*"; the most specific wins, else default_provider_capacity.

@@ -51,7 +51,11 @@ def up(
 def demo(
     data_dir: Annotated[Path | None, typer.Option(help="where the demo keeps its state")] = None,
     provider: Annotated[
-        str, typer.Option(help="emulator, or local: a real LoRA fine-tune on this machine")
+        str,
+        typer.Option(
+            help="emulator, together (Together's API, emulated), or local: a real LoRA "
+            "fine-tune on this machine"
+        ),
     ] = "emulator",
 ) -> None:
     """Start the embedded stack, run one fine-tuning job end to end and show what happened."""
@@ -68,7 +72,7 @@ def demo(
         ok = local["job"]["status"] == "succeeded" and local["eval"].get("status") == "completed"
         console.print("[bold green]demo complete[/]" if ok else "[bold red]demo failed[/]")
         raise typer.Exit(0 if ok else 1)
-    result = run_demo(folder, console)
+    result = run_demo(folder, console, provider)
     ok = (
         result["job"]["status"] == "succeeded"
         and result["webhook"]["verified"]

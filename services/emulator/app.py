@@ -2,8 +2,9 @@
 
 Routes live under `/v1` (plus `/_emulator` controls), so mounted at `/emulator` the SDK's
 `base_url` is `http://host:port/emulator/v1`; Azure OpenAI's client is served the same routes
-under `/openai` (azure.py). `FTQ_EMULATOR_SPEED` sets the module-level app's speed factor
-(emulated seconds per real second, default 60; 0 freezes time until jobs are advanced).
+under `/openai` (azure.py) and Together AI's SDK its own under `/together` (together/).
+`FTQ_EMULATOR_SPEED` sets the module-level app's speed factor (emulated seconds per real second,
+default 60; 0 freezes time until jobs are advanced).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from ftq.services.emulator.routes.jobs import jobs_router
 from ftq.services.emulator.routes.models import models_router
 from ftq.services.emulator.routes.permissions import permissions_router
 from ftq.services.emulator.store import EmulatorState
+from ftq.services.emulator.together.routes import together_routers
 
 
 def create_app(
@@ -47,7 +49,7 @@ def create_app(
         chat_router,
         admin_router,
     )
-    routers = [make(state) for make in makers]
+    routers = [make(state) for make in makers] + together_routers(state)
     for router in routers:
         app.include_router(router)
     routes = [route for router in routers for route in router.routes]

@@ -8,7 +8,7 @@ has come; no background thread is needed, so the app also works mounted in anoth
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from ftq.services.emulator.datafile import FileFailure
 from ftq.services.emulator.errors import bad_request
@@ -37,6 +37,8 @@ class JobSpec:
 class Job:
     """A job's fixed plan plus what has been observed of it so far."""
 
+    # Which API serves the job: OpenAI routes never see a Together job (together/job.py).
+    api: ClassVar[str] = "openai"
     id: str
     spec: JobSpec
     created_real: float

@@ -17,6 +17,7 @@ from ftq.services.emulator.azure import is_azure
 from ftq.services.emulator.errors import OpenAIError
 from ftq.services.emulator.faults import Draw, lost_response, server_error
 from ftq.services.emulator.store import EmulatorState
+from ftq.services.emulator.together.paths import STORAGE_ROUTE, is_together
 
 SECRET_PARAM = re.compile(r"key|token|secret|signature", re.IGNORECASE)
 
@@ -51,7 +52,7 @@ class EmulatorMiddleware:
         route = f"{scope['method']} {self._template(scope)}"
         admin = inner.startswith("/_emulator")
         entry = None if admin else _entry(scope, inner, route)
-        unfaulted = admin or refusal is not None
+        unfaulted = admin or refusal is not None or self._storage_unfaulted(route)
         headers, draw = self.state.on_request(route, _tokens(scope), unfaulted, entry)
         headers["x-request-id"] = f"req_{uuid.uuid4().hex}"
         send = _status_recorder(send, entry)
@@ -72,6 +73,10 @@ class EmulatorMiddleware:
             await self._handle_then_lose(scope, receive, send, headers)
         else:
             await self._forward(scope, receive, send, headers)
+
+    def _storage_unfaulted(self, route: str) -> bool:
+        """Together's upload PUT stands for its object store: faulted only when `only` names it."""
+        return route == STORAGE_ROUTE and route not in (self.state.faults.only or [])
 
     def _template(self, scope: Scope) -> str:
         """The matching route's path template, e.g. `/v1/files/{file_id}`."""
@@ -156,7 +161,7 @@ def _entry(scope: Scope, inner: str, route: str) -> dict[str, Any]:
         "method": scope["method"],
         "path": inner,
         "query": query,
-        "api": "azure" if azure_call else "openai",
+        "api": "azure" if azure_call else "together" if is_together(inner) else "openai",
         "route": azure.azure_route(route) if azure_call else route,
         "auth": azure.auth_kind(headers),
         "organization": headers.get("openai-organization"),

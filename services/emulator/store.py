@@ -29,6 +29,8 @@ from ftq.services.emulator.telemetry import Telemetry
 from ftq.services.emulator.webhooks import WebhookDispatcher, WebhookTarget
 
 ACTIVE = {"validating_files", "queued", "running", "paused"}
+# Together AI's unfinished statuses (together/job.py); "queued" and "running" are shared.
+ACTIVE |= {"pending", "compressing", "uploading", "cancel_requested"}
 REJECT_MESSAGE = "Invalid file format. The emulator's reject_files fault is on: every file fails."
 WIND_DOWN_MESSAGE = (
     "Fine-tuning is not available to this organization: OpenAI is winding down self-serve "
@@ -53,6 +55,7 @@ class EmulatorState:
         self.organization_id = stable_id("org-", 24, org_slug)
         self.clock = clock
         self.webhooks = WebhookDispatcher(self.tick)
+        self.reset_hooks: list[Callable[[], None]] = []
         self.reset()
 
     def reset(self) -> None:
@@ -71,6 +74,8 @@ class EmulatorState:
             self.telemetry = Telemetry()
             if self.webhooks.enabled:
                 self.webhooks.configure(None)
+            for hook in self.reset_hooks:
+                hook()
 
     # -- requests and faults -------------------------------------------------------------
 
@@ -250,7 +255,9 @@ class EmulatorState:
         if cap is None:
             return
         self._sync_all()
-        active = [job.status for job in self.jobs.values() if job.status in ACTIVE]
+        active = [
+            job.status for job in self.jobs.values() if job.api == "openai" and job.status in ACTIVE
+        ]
         if len(active) >= cap:
             running = active.count("running")
             raise OpenAIError(
@@ -298,7 +305,7 @@ class EmulatorState:
         """Bring one job up to `now` (`lazy`: only if its status moves); publish results."""
         fail_with, was_terminal = self.faults.fail_jobs_with, job.terminal
         job.sync(now, self.speed, fail_with.model_dump() if fail_with else None, lazy)
-        if job.terminal and not was_terminal:
+        if job.terminal and not was_terminal and job.api == "openai":
             self.webhooks.enqueue(job.terminal, job.id, job.finished_at or int(now))
         if job.terminal == "succeeded" and not job.result_files:
             csv = results_csv(job.id, job.plan.total_steps, job.spec.validation_file is not None)
@@ -313,11 +320,19 @@ class EmulatorState:
         for job in self.jobs.values():
             self._sync(job, now, lazy=True)
 
-    def _job(self, job_id: str) -> Job:
-        """A synced job, or OpenAI's 404."""
+    def _job(self, job_id: str, api: str | None = "openai") -> Job:
+        """A synced job of `api` (None: of any API), or OpenAI's 404."""
         job = self.jobs.get(job_id)
-        if job is None:
+        if job is None or api not in (None, job.api):
             raise job_not_found(job_id)
+        self._sync(job, self.clock())
+        return job
+
+    def synced_job(self, job_id: str, api: str) -> Job | None:
+        """A job of `api` brought up to now, or None (for other APIs' routes; caller locks)."""
+        job = self.jobs.get(job_id)
+        if job is None or job.api != api:
+            return None
         self._sync(job, self.clock())
         return job
 
@@ -325,7 +340,7 @@ class EmulatorState:
         """A job as JSON (`error` null until it fails, or the live API's shape when switched on)."""
         shown = job.to_dict(self.speed)
         quirk = self.faults.live_error_shape
-        if quirk is not None and shown["error"] is None:
+        if quirk is not None and job.api == "openai" and shown["error"] is None:
             shown["error"] = {} if quirk == "empty" else dict.fromkeys(("code", "message", "param"))
         return shown
 
@@ -341,7 +356,9 @@ class EmulatorState:
         with self.lock:
             self._sync_all()
             jobs = [
-                job for job in reversed(self.jobs.values()) if _matches(job, metadata, no_metadata)
+                job
+                for job in reversed(self.jobs.values())
+                if job.api == "openai" and _matches(job, metadata, no_metadata)
             ]
             found = page_of(jobs, after, limit, key=lambda job: job.id)
             return {**found, "data": [self._job_dict(job) for job in found["data"]]}
@@ -385,7 +402,7 @@ class EmulatorState:
     ) -> dict[str, Any]:
         """Jump a job forward by emulated `seconds`, to `to_status`, or (neither) to its end."""
         with self.lock:
-            job = self._job(job_id)
+            job = self._job(job_id, api=None)
             self._jump(job, seconds, to_status)
             return self._job_dict(job)
 
@@ -403,7 +420,7 @@ class EmulatorState:
                 unfinished = (job for job in self.jobs.values() if not job.terminal)
                 jobs = list(itertools.islice(unfinished, count or 0))
             else:
-                jobs = [self._job(job_id) for job_id in job_ids]
+                jobs = [self._job(job_id, api=None) for job_id in job_ids]
             for job in jobs:
                 self._jump(job, seconds, to_status)
             return {"object": "list", "data": [self._job_dict(job) for job in jobs]}
@@ -458,6 +475,8 @@ class EmulatorState:
         """The job that produced `model` (its final model or one of its checkpoints)."""
         with self.lock:
             for job in self.jobs.values():
+                if job.api != "openai":
+                    continue
                 if model != job.model_name and not model.startswith(job.model_name + ":"):
                     continue
                 self._sync(job, self.clock())

@@ -6,6 +6,10 @@ server's default provider. The body reaches the provider as sent (unknown fields
 OpenAI parameters keep working) with only `model` rewritten, and the provider's answer comes back
 as-is: JSON, or its server-sent events byte for byte. Provider errors keep their status and
 OpenAI's body; ftq's own provider keys never show.
+
+Every completion needs the team's provider credential, so its lookup is reused for up to
+CREDENTIAL_CACHE_SECONDS in this process: a credential registered, rotated or revoked through this
+process counts at once, one changed by another process within that second.
 """
 
 from __future__ import annotations
@@ -13,18 +17,22 @@ from __future__ import annotations
 import json
 import logging
 import math
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.orm import Session
+from sqlalchemy import event
+from sqlalchemy.orm import Session, object_session
 
+from ftq.shared.credentials import service as credentials
 from ftq.shared.errors import AppError, BadRequest, NotFound
 from ftq.shared.jobs import repository as jobs_repo
 from ftq.shared.jobs.service import is_tuned_name
-from ftq.shared.models import Team
+from ftq.shared.models import ProviderCredential, Team
 from ftq.shared.observability.redaction import redact
 from ftq.shared.providers.base import Provider, ProviderError, ProviderRetryable
+from ftq.shared.providers.plugins import Credential
 from ftq.shared.providers.registry import (
     check_configured,
     configured_providers,
@@ -36,7 +44,15 @@ from ftq.shared.settings import Settings, get_settings
 log = logging.getLogger(__name__)
 
 LOCAL_PREFIX = "local:"
-_providers: dict[str, tuple[Settings, Provider]] = {}
+MAX_CACHED_PROVIDERS = 256
+# A team's credential lookup is reused this long in this process; a change made by this process
+# takes effect at once, one made by another process within this many seconds.
+CREDENTIAL_CACHE_SECONDS = 1.0
+MAX_CACHED_CREDENTIALS = 10_000
+_credentials: dict[tuple[str, str], tuple[float, Credential | None]] = {}
+_clock = time.monotonic
+_CREDENTIAL_CHANGED = "ftq_provider_credential_changed"
+_providers: dict[tuple[str, Credential | None], tuple[Settings, Provider]] = {}
 
 
 @dataclass(frozen=True)
@@ -84,7 +100,9 @@ def route(session: Session, team: Team, body: dict[str, Any]) -> Routed:
     """The provider and the provider's body for a chat completion request."""
     model = _checked_model(body)
     name, model = provider_for(session, team, model)
-    return Routed(name, provider_named(name), {**body, "model": model})
+    credential = team_credential(session, team.id, name)
+    provider = provider_named(name, credential) if credential else provider_named(name)
+    return Routed(name, provider, {**body, "model": model})
 
 
 def _checked_model(body: dict[str, Any]) -> str:
@@ -134,12 +152,47 @@ def _check(name: str) -> None:
         ) from exc
 
 
-def provider_named(name: str) -> Provider:
-    """The provider called `name`, built once per settings (its HTTP client keeps connections)."""
+def team_credential(session: Session, team_id: str, name: str) -> Credential | None:
+    """The team's credential for provider `name` (None: the server's), looked up at most once a
+    second per team and provider in this process (every completion needs it)."""
+    found = _credentials.get((team_id, name))
+    if found is not None and _clock() < found[0]:
+        return found[1]
+    credential = credentials.resolve(session, team_id, name)
+    if len(_credentials) >= MAX_CACHED_CREDENTIALS:
+        _credentials.clear()
+    _credentials[(team_id, name)] = (_clock() + CREDENTIAL_CACHE_SECONDS, credential)
+    return credential
+
+
+def _credential_changed(target: ProviderCredential, *_: Any) -> None:
+    """A credential registered, rotated or revoked here: forget every lookup (now and at commit,
+    so a lookup racing the change cannot keep the old answer)."""
+    _credentials.clear()
+    session = object_session(target)
+    if session is not None:
+        session.info[_CREDENTIAL_CHANGED] = True
+
+
+for _attribute in (ProviderCredential.key_encrypted, ProviderCredential.revoked_at):
+    event.listen(_attribute, "set", _credential_changed)
+
+
+@event.listens_for(Session, "after_commit")
+def _credential_change_committed(session: Session) -> None:
+    if session.info.pop(_CREDENTIAL_CHANGED, False):
+        _credentials.clear()
+
+
+def provider_named(name: str, credential: Credential | None = None) -> Provider:
+    """The provider `name` with a team's or the server's key, built once per settings and key."""
     settings = get_settings()
-    cached = _providers.get(name)
+    cached = _providers.get((name, credential))
     if cached is None or cached[0] is not settings:
-        cached = _providers[name] = (settings, get_provider(name, settings))
+        if len(_providers) >= MAX_CACHED_PROVIDERS:
+            _providers.clear()  # rotated keys leave entries behind: start again
+        built = (settings, get_provider(name, settings, credential))
+        cached = _providers[(name, credential)] = built
     return cached[1]
 
 

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from ftq.shared.compat import findings, ids
 from ftq.shared.compat.schemas import FineTuningJobCreate, OpenAIHyperparameters
+from ftq.shared.credentials import service as credentials
 from ftq.shared.datasets import repository as datasets_repo
 from ftq.shared.datasets import service as datasets
 from ftq.shared.errors import AppError, BadRequest, NotFound
@@ -44,7 +45,7 @@ ACTIONS = {"pause", "resume"}
 
 def create(session: Session, team: Team, body: FineTuningJobCreate) -> Job:
     """Accept an OpenAI job request as an ftq job (checks first, then jobs.create)."""
-    provider, model = choose_provider(body.model, body.metadata or {})
+    provider, model = choose_provider(body.model, body.metadata or {}, session, team)
     training = usable_file(session, team, body.training_file, "training_file")
     validation = (
         usable_file(session, team, body.validation_file, "validation_file")
@@ -56,8 +57,12 @@ def create(session: Session, team: Team, body: FineTuningJobCreate) -> Job:
     return jobs.create(session, team, data)
 
 
-def choose_provider(model: str, metadata: dict[str, str]) -> tuple[str, str]:
-    """(provider, model): `provider:model`, else metadata["ftq_provider"], else the default."""
+def choose_provider(
+    model: str, metadata: dict[str, str], session: Session, team: Team
+) -> tuple[str, str]:
+    """(provider, model): `provider:model`, else metadata["ftq_provider"], else the default.
+
+    A provider the server has no key for is usable by a team that registered its own."""
     prefix, colon, rest = model.partition(":")
     if colon and prefix in provider_names():
         provider, model, param = prefix, rest, "model"
@@ -66,7 +71,8 @@ def choose_provider(model: str, metadata: dict[str, str]) -> tuple[str, str]:
     else:
         provider, param = get_settings().provider, "model"
     try:
-        check_configured(provider)
+        own_key = credentials.active_id(session, team.id, provider) is not None
+        check_configured(provider, team_credential=own_key)
     except AppError as exc:
         raise BadRequest(
             f"{exc.message}; name a provider as `provider:model` (providers: "

@@ -10,14 +10,18 @@ and no longer listed.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from ftq.shared import catalog
 from ftq.shared.compat import ids
+from ftq.shared.credentials import service as credentials
 from ftq.shared.errors import BadRequest, Forbidden, NotFound, ServiceUnavailable
+from ftq.shared.jobs import failover
 from ftq.shared.jobs import repository as jobs_repo
 from ftq.shared.models import Job, JobCheckpoint, JobEvent, Team
 from ftq.shared.providers.base import (
@@ -26,6 +30,7 @@ from ftq.shared.providers.base import (
     ProviderUnavailable,
 )
 from ftq.shared.providers.local import models as local_models
+from ftq.shared.providers.plugins import Credential
 from ftq.shared.providers.registry import configured_providers, get_provider
 from ftq.shared.settings import get_settings
 from ftq.shared.timeutil import as_utc, utcnow
@@ -58,9 +63,13 @@ def base_models() -> list[dict[str, Any]]:
     default = get_settings().provider
     today = utcnow().date()
     found: list[dict[str, Any]] = []
-    for info in catalog.list_models():
+    every = [*catalog.list_models(), *catalog.TOGETHER_MODELS]
+    for info in every:
         offering = [
-            p for p in hosted if catalog.lifecycle(info.name, p).closed_since(today) is None
+            p
+            for p in hosted
+            if failover.offers(p, info.name)
+            and catalog.lifecycle(info.name, p).closed_since(today) is None
         ]
         if default in offering:
             found.append(_base_object(info.name, info.name, default))
@@ -157,7 +166,7 @@ def delete(session: Session, team: Team, model: str) -> dict[str, Any]:
             param="model",
         )
     job, _ = _own(session, team, model)
-    _delete_at_provider(job.provider, model)
+    _delete_at_provider(job.provider, model, partial(credentials.for_job, session, job))
     jobs_repo.add(
         session,
         JobEvent(
@@ -172,10 +181,12 @@ def delete(session: Session, team: Team, model: str) -> dict[str, Any]:
     return {"id": model, "object": "model", "deleted": True}
 
 
-def _delete_at_provider(provider: str, model: str) -> None:
-    """Ask the provider; its 404 means the model is already gone there."""
+def _delete_at_provider(
+    provider: str, model: str, credential_of: Callable[[], Credential | None]
+) -> None:
+    """Ask the provider (with the key the job used); its 404 means the model is already gone."""
     try:
-        get_provider(provider).delete_model(model)
+        get_provider(provider, credential=credential_of()).delete_model(model)
     except ProviderRejected as exc:
         if exc.status == 404:
             return

@@ -19,7 +19,7 @@ from typing import Any
 import tiktoken
 from tiktoken_ext import openai_public
 
-from ftq.shared.catalog import get_model
+from ftq.shared.catalog import ModelInfo, get_model
 
 ENCODINGS = ("cl100k_base", "o200k_base")
 _CONSTRUCTORS: dict[str, Callable[[], dict[str, Any]]] = {
@@ -90,6 +90,16 @@ def encoding_name_for_model(model: str) -> str:
 def encoding_for_model(model: str) -> tiktoken.Encoding:
     """The tiktoken encoding for a fine-tunable model."""
     return get_encoding(encoding_name_for_model(model))
+
+
+def count_source(info: ModelInfo) -> str:
+    """How a model's token counts are made: its own encoding, or an estimate and from what."""
+    if info.exact_tokens:
+        return f"exact: {info.encoding}, {info.name}'s own tokenizer"
+    return (
+        f"estimate from {info.encoding}: {info.name} uses the {info.tokenizer} tokenizer, which "
+        "no installed package ships, so the provider's own count will differ"
+    )
 
 
 def count_tokens(text: str, encoding: str = "o200k_base") -> int:

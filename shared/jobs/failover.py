@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from ftq.shared import catalog
+from ftq.shared.credentials import service as credentials
 from ftq.shared.datasets.validation import validate_file
 from ftq.shared.errors import AppError
 from ftq.shared.jobs import lifecycle, repository
@@ -83,13 +84,15 @@ def model_at(provider: str, model: str, model_map: dict[str, str]) -> str | None
     return None
 
 
-def next_target(job: Job, configured: list[str]) -> Target | list[str]:
-    """The first listed provider that is configured and offers an equivalent model, or why none."""
+def next_target(session: Session, job: Job, configured: list[str]) -> Target | list[str]:
+    """The first listed provider that is configured (or that the team holds a key for) and offers
+    an equivalent model, or why none."""
     remaining = list(job.fallback_providers or [])
     skipped: list[str] = []
     while remaining:
         name = remaining.pop(0)
-        if name not in configured:
+        own_key = credentials.active_id(session, job.team_id, name) is not None
+        if name not in configured and not own_key:
             skipped.append(f"{name} (not configured here)")
             continue
         model = model_at(name, job.model, dict(job.model_map or {}))
@@ -120,6 +123,7 @@ def move(session: Session, job: Job, target: Target, reason: str) -> None:
     """Put a locked job back in the queue on the target provider, with an event saying why."""
     old_provider, old_model, had_slot = job.provider, job.model, job.admitted_at is not None
     job.provider, job.model = target.provider, target.model
+    job.credential_id = credentials.active_id(session, job.team_id, target.provider)
     job.fallback_providers = list(target.remaining)
     job.admitted_at, job.ready_at = None, utcnow()
     job.status = "queued"
@@ -142,7 +146,7 @@ def fail_over(session: Session, job_id: str, reason: str, configured: list[str])
     job = repository.lock(session, job_id)
     if job is None or job.status != "uploading" or job.provider_job_id is not None:
         return False
-    target = next_target(job, configured)
+    target = next_target(session, job, configured)
     if not isinstance(target, Target):
         if target:
             job.fallback_providers = []

@@ -75,6 +75,35 @@ class Hyperparameters(BaseModel):
     lora_alpha: int | None = Field(default=None, ge=1, le=4096)
     lora_dropout: float | None = Field(default=None, ge=0.0, lt=1.0)
     lora_target_modules: list[str] | None = Field(default=None, min_length=1, max_length=64)
+    # Together's own options (None: Together's default); the LoRA ones above apply there too.
+    n_checkpoints: int | None = Field(default=None, ge=1, le=100)
+    n_evals: int | None = Field(default=None, ge=0, le=100)
+    learning_rate: float | None = Field(default=None, gt=0.0, lt=1.0)
+    warmup_ratio: float | None = Field(default=None, ge=0.0, le=1.0)
+    max_grad_norm: float | None = Field(default=None, ge=0.0)
+    weight_decay: float | None = Field(default=None, ge=0.0)
+    lora: bool | None = Field(default=None, description="false: full fine-tuning at Together")
+    train_on_inputs: bool | Auto | None = None
+    from_checkpoint: str | None = Field(default=None, min_length=1, max_length=300)
+    lr_scheduler_type: Literal["linear", "cosine"] | None = None
+    min_lr_ratio: float | None = Field(default=None, ge=0.0, le=1.0)
+    scheduler_num_cycles: float | None = Field(default=None, gt=0.0)
+    packing: bool | None = None
+    max_seq_length: int | None = Field(default=None, ge=1)
+    gradient_accumulation_steps: int | None = Field(default=None, ge=1, le=1024)
+    rpo_alpha: float | None = Field(default=None, ge=0.0)
+    simpo_gamma: float | None = Field(default=None, ge=0.0)
+    dpo_normalize_logratios_by_length: bool | None = None
+    train_vision: bool | None = None
+
+    @model_validator(mode="after")
+    def _together_choices(self) -> Hyperparameters:
+        if self.learning_rate is not None and self.learning_rate_multiplier != "auto":
+            raise ValueError("give learning_rate or learning_rate_multiplier, not both")
+        lora = (self.lora_rank, self.lora_alpha, self.lora_dropout, self.lora_target_modules)
+        if self.lora is False and any(value is not None for value in lora):
+            raise ValueError("LoRA settings need lora true or unset, not lora false")
+        return self
 
     @field_validator("n_epochs")
     @classmethod
@@ -251,6 +280,9 @@ class Job(BaseModel):
     provider: str
     fallback_providers: list[str] = Field(default_factory=list)
     model_map: dict[str, str] = Field(default_factory=dict)
+    credential_id: str | None = Field(
+        default=None, description="the team's provider credential the job runs with (None: ftq's)"
+    )
     training_dataset: str
     validation_dataset: str | None
     validation_split: float | None = None

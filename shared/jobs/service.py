@@ -10,6 +10,7 @@ event however often a task is retried.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -20,6 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ftq.shared import catalog
+from ftq.shared.credentials import service as credentials
 from ftq.shared.datasets import repository as datasets_repo
 from ftq.shared.datasets import service as datasets_service
 from ftq.shared.errors import Conflict, NotFound, QuotaExceeded, Unprocessable
@@ -48,11 +50,16 @@ from ftq.shared.webhooks import service as webhooks
 log = logging.getLogger(__name__)
 
 DEFAULT_SPLIT_SEED = 0
+# The job tag the together provider puts in every output name it tunes (providers/together).
+_TOGETHER_TAG = re.compile(r"ftj-[0-9a-z]{21}(?![0-9a-z])")
 
 
 def is_tuned_name(name: str) -> bool:
-    """`ft:base:org:suffix:id` (OpenAI, Azure) or `local:base:suffix:id` (the local trainer)."""
-    return name.startswith("ft:") or (name.startswith("local:") and name.count(":") >= 3)
+    """`ft:base:org:suffix:id` (OpenAI, Azure), `local:base:suffix:id` (the local trainer), or a
+    Together output name, which carries ftq's job tag (`org/base-suffix-ftj-<id>-hash`)."""
+    if name.startswith("ft:") or (name.startswith("local:") and name.count(":") >= 3):
+        return True
+    return _TOGETHER_TAG.search(name) is not None
 
 
 def check_model_access(session: Session, team: Team, name: str, param: str = "model") -> None:
@@ -64,7 +71,8 @@ def check_model_access(session: Session, team: Team, name: str, param: str = "mo
 def create(session: Session, team: Team, data: JobCreate) -> Job:
     """Accept a job; it waits in `queued` until its datasets are valid and a slot is free."""
     provider = data.provider or get_settings().provider
-    check_configured(provider)
+    own_key = credentials.active_id(session, team.id, provider) is not None
+    check_configured(provider, team_credential=own_key)
     check_model_access(session, team, data.model)
     if provider == LOCAL_PROVIDER:
         local_models.check_allowed(data.model)
@@ -112,6 +120,7 @@ def create(session: Session, team: Team, data: JobCreate) -> Job:
         job_metadata=dict(data.metadata),
         fallback_providers=data.fallback_providers[used:],
         model_map=dict(data.model_map),
+        credential_id=credentials.active_id(session, team.id, provider),
         webhook_url=data.webhook_url,
         eval_request=data.eval.model_dump(mode="json") if data.eval else None,
         poll_interval_seconds=get_settings().poll_interval_seconds,
@@ -307,6 +316,7 @@ def to_schema(session: Session, job: Job, positions: dict[str, int] | None = Non
         provider=job.provider,
         fallback_providers=list(job.fallback_providers or []),
         model_map=dict(job.model_map or {}),
+        credential_id=job.credential_id,
         training_dataset=job.training_dataset_id,
         validation_dataset=job.validation_dataset_id,
         validation_split=job.validation_split,

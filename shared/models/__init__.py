@@ -16,6 +16,7 @@ from ftq.shared.models.local_run import LocalRun
 from ftq.shared.models.local_run_event import LocalRunEvent
 from ftq.shared.models.outbox import OutboxMessage
 from ftq.shared.models.provider_capacity import ProviderCapacity
+from ftq.shared.models.provider_credential import ProviderCredential
 from ftq.shared.models.provider_sweep import ProviderSweep
 from ftq.shared.models.task_attempt import TaskAttempt
 from ftq.shared.models.team import Team
@@ -40,6 +41,7 @@ __all__ = [
     "LocalRunEvent",
     "OutboxMessage",
     "ProviderCapacity",
+    "ProviderCredential",
     "ProviderSweep",
     "TaskAttempt",
     "Team",

@@ -55,6 +55,10 @@ class Job(CreatedAtMixin, Base):
     # Failover (issue 14): providers still to try, in order, and a model name per provider.
     fallback_providers: Mapped[list[Any]] = mapped_column(default=list)
     model_map: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # The team's provider credential the job was created with (None: the gateway's own keys).
+    credential_id: Mapped[str | None] = mapped_column(
+        ForeignKey("provider_credentials.id", ondelete="SET NULL"), nullable=True
+    )
     # What the provider's job list last showed (status, tokens, finish, …): a change means sync.
     provider_fingerprint: Mapped[str | None] = mapped_column(String(300), nullable=True)
     provider_created_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)

@@ -242,6 +242,11 @@ class ProviderBase:
         """No way to find earlier uploads: a retried upload uploads again."""
         return None
 
+    def check_credential(self) -> None:
+        """One cheap call that fails as the others would with a refused key (a team credential)."""
+        if self.lists_jobs:
+            self.list_jobs(None, 1)
+
     def list_jobs(self, after: str | None = None, limit: int = 100) -> JobPage:
         """Unsupported: the poller follows such a provider's jobs one by one."""
         raise ProviderRejected(f"{self.name} cannot list its jobs", code="unsupported")

@@ -98,6 +98,10 @@ class OpenAIProvider(ProviderBase):
             after = page.data[-1].id
         return None
 
+    def check_credential(self) -> None:
+        """List one fine-tune file: the cheapest call that needs the key fine-tuning needs."""
+        self._call("check_credential", self.client.files.list, purpose="fine-tune", limit=1)
+
     def file_exists(self, file_id: str) -> bool:
         """Whether the file can still be retrieved."""
         try:

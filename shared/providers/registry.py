@@ -83,9 +83,16 @@ def get_provider(
     return get_plugin(name).build(settings or get_settings(), credential)
 
 
-def check_configured(name: str, settings: Settings | None = None) -> None:
-    """Refuse (422, naming `provider`) a provider that is unknown or lacks its settings."""
-    missing = get_plugin(name).missing_settings(settings or get_settings())
+def check_configured(
+    name: str, settings: Settings | None = None, *, team_credential: bool = False
+) -> None:
+    """Refuse (422, naming `provider`) a provider that is unknown or lacks its settings.
+
+    `team_credential`: the caller's team has its own credential for it, which stands in for
+    the server's missing key or endpoint.
+    """
+    plugin = get_plugin(name)
+    missing = None if team_credential else plugin.missing_settings(settings or get_settings())
     if missing:
         raise Unprocessable(missing, param="provider", code="provider_not_configured")
 

@@ -227,3 +227,17 @@ def test_a_model_the_provider_no_longer_has_is_unlisted_and_one_it_cannot_delete
         api.models.delete(local.fine_tuned_model or "")
     assert caught.value.code == "unsupported"
     assert local.fine_tuned_model in {m.id for m in api.models.list()}
+
+
+def test_together_lists_its_own_models_not_openais(
+    client: TestClient, session: Session, settings_env: pytest.MonkeyPatch
+) -> None:
+    settings_env.setenv("FTQ_TOGETHER_BASE_URL", "http://127.0.0.1:9/together")
+    reset_settings()
+    _, api = _team(client, session, "models-together")
+    ids = {model.id for model in api.models.list()}
+    llama = "together:meta-llama/Meta-Llama-3.1-8B-Instruct-Reference"
+    assert llama in ids
+    assert "together:gpt-4o-mini-2024-07-18" not in ids
+    assert "gpt-4o-mini-2024-07-18" in ids, "the default provider's models stay plain"
+    assert api.models.retrieve(llama).model_extra["provider"] == "together"  # type: ignore[index]

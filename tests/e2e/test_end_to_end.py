@@ -134,3 +134,23 @@ def test_ftq_demo_runs_the_whole_path(tmp_path: Path) -> None:
     assert "verified" in result.stdout
     assert "demo complete" in result.stdout
     assert json.dumps("job.succeeded") in result.stdout
+
+
+def test_ftq_demo_runs_the_whole_path_on_together(tmp_path: Path) -> None:
+    """Upload, job, events, checkpoints, a verified webhook and the eval table, on Together."""
+    result = subprocess.run(
+        [str(BIN / "ftq"), "demo", "--provider", "together", "--data-dir", str(tmp_path / "d")],
+        cwd=ROOT,
+        env={**base_env(tmp_path), "COLUMNS": "200"},
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    out = result.stdout
+    assert result.returncode == 0, out + result.stderr
+    assert "queued on together (meta-llama/Meta-Llama-3.1-8B-Instruct-Reference)" in out
+    assert "token counts: estimate" in out, "Llama's tokenizer is not installed: said plainly"
+    assert "-ftj-" in out, "the tuned Together model carries ftq's job tag"
+    assert "checkpoint at step" in out
+    assert "signature verified" in out and "demo complete" in out
+    assert "eval completed" in out

@@ -10,9 +10,11 @@ from sqlalchemy.orm import Session
 
 from ftq.services.api.main import create_app
 from ftq.shared.datasets import service as datasets
+from ftq.shared.ids import new_id
 from ftq.shared.jobs import sync
-from ftq.shared.models import Job
+from ftq.shared.models import Job, ProviderCredential
 from ftq.shared.providers.base import ProviderCheckpoint, ProviderEvent, ProviderJob
+from ftq.shared.security import encrypt
 from ftq.shared.storage import get_blob_store
 from ftq.shared.webhooks import service as webhooks
 from tests.factories import auth, chat_jsonl, create_team, upload
@@ -26,6 +28,7 @@ BODIES: dict[str, Any] = {
     "POST /v1/datasets/{dataset_id}/convert": {"to": "chat"},
     "POST /v1/datasets/{dataset_id}/split": {"fraction": 0.2},
     "PATCH /v1/webhook-endpoints/{endpoint_id}": {"disabled": True},
+    "POST /v1/provider-credentials/{credential_id}/rotate": {"key": "sk-rotated-by-team-b"},
 }
 
 
@@ -76,12 +79,22 @@ def _owned_by_a(client: TestClient, session: Session, team: dict[str, Any]) -> d
     assert evaluation.status_code == 201, evaluation.text
     deliveries = client.get("/v1/webhook-deliveries", headers=auth(team)).json()["data"]
     assert deliveries, "no delivery was recorded for team A"
+    credential = ProviderCredential(
+        id=new_id("pcr"),
+        team_id=team["id"],
+        provider="emulator",
+        key_encrypted=encrypt("sk-team-a-own-key"),
+        key_hint="-key",
+    )
+    session.add(credential)
+    session.flush()
     return {
         "dataset_id": dataset["id"],
         "job_id": job["id"],
         "endpoint_id": endpoint["id"],
         "delivery_id": deliveries[0]["id"],
         "eval_id": evaluation.json()["id"],
+        "credential_id": credential.id,
         "name": "adapter_model.safetensors",  # a file of a job's artifacts
         # The OpenAI-compatible routes name the same resources by OpenAI's ids.
         "file_id": "file-" + dataset["id"].removeprefix("ds_"),
@@ -147,6 +160,8 @@ def test_team_b_changed_nothing_of_team_a(client: TestClient, world: dict[str, A
     assert endpoint["disabled"] is False
     job = client.get(f"/v1/jobs/{ids['job_id']}", headers=auth(a)).json()
     assert job["status"] == "succeeded"
+    credential = client.get(f"/v1/provider-credentials/{ids['credential_id']}", headers=auth(a))
+    assert credential.status_code == 200 and credential.json()["key_hint"] == "-key"
 
 
 def test_team_b_lists_show_nothing_of_team_a(client: TestClient, world: dict[str, Any]) -> None:

@@ -17,10 +17,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ftq.services.worker.tasks import jobs as tasks
+from ftq.shared.ids import new_id
 from ftq.shared.jobs import scheduling
-from ftq.shared.models import Job, JobEvent
+from ftq.shared.models import Job, JobEvent, ProviderCredential
 from ftq.shared.outbox import relay
 from ftq.shared.providers.base import ProviderRejected
+from ftq.shared.security import encrypt
 from ftq.shared.settings import reset_settings
 from tests.factories import team_row
 from tests.unit.test_providers_kit import MODEL, Emulator, admitted_job, ready_dataset
@@ -172,3 +174,28 @@ def test_a_rejection_that_is_not_about_the_model_does_not_move(
     tasks.submit.apply(args=[job.id])
     assert (job.status, job.error_code, job.provider) == ("failed", "provider_rejected", "emulator")
     assert fallback.control.stats()["jobs_created"] == 0
+
+
+def test_a_fallback_the_team_holds_a_key_for_is_used_with_that_key(
+    session: Session,
+    providers: tuple[Emulator, Emulator, list[tuple[str, list[Any]]]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The server has no OpenAI key, the team registered one: the job moves and records it."""
+    primary, _, _ = providers
+    monkeypatch.delenv("OPENAI_API_KEY")
+    monkeypatch.delenv("FTQ_OPENAI_API_KEY", raising=False)
+    reset_settings()
+    job = _job(session, fallback_providers=["openai"])
+    credential = ProviderCredential(
+        id=new_id("pcr"),
+        team_id=job.team_id,
+        provider="openai",
+        key_encrypted=encrypt("sk-team-own-key"),
+        key_hint="-key",
+    )
+    session.add(credential)
+    session.flush()
+    primary.control.faults(create_403=True)
+    tasks.submit.apply(args=[job.id])
+    assert (job.status, job.provider, job.credential_id) == ("queued", "openai", credential.id)

@@ -19,6 +19,11 @@ DEMO_DATASET = "unit_conversions.jsonl"
 HELD_OUT = 0.3  # share of the dataset kept out of training and used for the eval
 EVAL_GRADER = "rouge_l"
 EVAL_DONE = {"completed", "failed", "skipped"}
+# The model each hosted demo provider tunes (both served by the in-process emulator).
+DEMO_MODELS = {
+    "emulator": "gpt-4o-mini-2024-07-18",
+    "together": "meta-llama/Meta-Llama-3.1-8B-Instruct-Reference",
+}
 
 
 def demo_environment(data_dir: Path, port: int) -> dict[str, str]:
@@ -34,10 +39,23 @@ def demo_environment(data_dir: Path, port: int) -> dict[str, str]:
     }
 
 
-def run_demo(data_dir: Path, console: Console) -> dict[str, Any]:
-    """Start the embedded stack, run one job end to end, return what happened."""
+def provider_environment(provider: str, port: int) -> dict[str, str]:
+    """Point a hosted provider at the in-process emulator (Together's API under /together)."""
+    if provider == "together":
+        return {
+            "FTQ_TOGETHER_BASE_URL": f"http://127.0.0.1:{port}/emulator/together",
+            "FTQ_TOGETHER_API_KEY": "emulator",
+        }
+    return {}
+
+
+def run_demo(data_dir: Path, console: Console, provider: str = "emulator") -> dict[str, Any]:
+    """Start the embedded stack, run one job end to end on `provider`, return what happened."""
+    if provider not in DEMO_MODELS:
+        raise ValueError(f"the demo runs on {', '.join(DEMO_MODELS)} or local, not {provider!r}")
     port = free_port()
     os.environ.update(demo_environment(data_dir, port))
+    os.environ.update(provider_environment(provider, port))
     from ftq.shared.db import reset_engine
     from ftq.shared.settings import get_settings, reset_settings
 
@@ -46,18 +64,21 @@ def run_demo(data_dir: Path, console: Console) -> dict[str, Any]:
     from ftq.services.api.main import create_app
 
     settings = get_settings()
-    console.print(f"[bold]ftq demo[/] data in {data_dir}, API on {settings.base_url}")
+    console.print(
+        f"[bold]ftq demo[/] on {provider}: data in {data_dir}, API on {settings.base_url}"
+    )
     server = serve_in_thread(create_app(settings), port=port)
     receiver = WebhookReceiver().start()
     try:
-        return _walk(server.url, settings.admin_token.get_secret_value(), receiver, console)
+        token = settings.admin_token.get_secret_value()
+        return _walk(server.url, token, receiver, console, provider)
     finally:
         receiver.stop()
         server.stop()
 
 
 def _walk(
-    url: str, admin_token: str, receiver: WebhookReceiver, console: Console
+    url: str, admin_token: str, receiver: WebhookReceiver, console: Console, provider: str
 ) -> dict[str, Any]:
     admin = FtqClient(url, admin_token)
     team = admin.create_team(f"demo-{int(time.time())}")
@@ -70,19 +91,21 @@ def _walk(
     )
     receiver.secrets.append(endpoint["secret"])
     console.print(f"webhook endpoint {endpoint['id']} -> {receiver.url}")
-    dataset = _upload(client, console)
+    model = DEMO_MODELS[provider]
+    dataset = _upload(client, console, model)
     job = client.request(
         "POST",
         "/v1/jobs",
         json={
-            "model": "gpt-4o-mini-2024-07-18",
+            "model": model,
+            "provider": provider,
             "training_dataset": dataset["id"],
             "suffix": "gauge",
             "validation_split": HELD_OUT,
             "eval": {"grader": EVAL_GRADER, "dataset": None},
         },
     )
-    console.print(f"job {job['id']} queued")
+    console.print(f"job {job['id']} queued on {provider} ({model})")
     final = client.wait_job(
         job["id"],
         on_change=lambda j: console.print(
@@ -92,11 +115,18 @@ def _walk(
     hook = receiver.wait_for(f"job.{final['status']}")
     events = client.list_all(f"/v1/jobs/{job['id']}/events")
     _print_summary(console, final, hook, events)
+    checkpoints = client.list_all(f"/v1/jobs/{job['id']}/checkpoints")
+    for checkpoint in checkpoints:
+        console.print(
+            f"checkpoint at step {checkpoint['step_number']}: "
+            f"{checkpoint['fine_tuned_model_checkpoint']}"
+        )
     evaluation = _eval(client, final, console)
     return {
         "team": team["id"],
         "dataset": dataset,
         "job": final,
+        "checkpoints": checkpoints,
         "eval": evaluation,
         "webhook": {
             "id": hook.headers.get("webhook-id"),
@@ -106,10 +136,10 @@ def _walk(
     }
 
 
-def _upload(client: FtqClient, console: Console) -> dict[str, Any]:
+def _upload(client: FtqClient, console: Console, model: str) -> dict[str, Any]:
     source = resources.files("ftq.services.cli.demo").joinpath(DEMO_DATASET)
     with resources.as_file(source) as path:
-        created = client.upload_dataset(Path(path), name=DEMO_DATASET)
+        created = client.upload_dataset(Path(path), name=DEMO_DATASET, model=model)
     console.print(
         f"uploaded {created['id']} ({created['bytes']} bytes, sha256 "
         f"{created['sha256'][:12]}…), validating"
@@ -122,6 +152,8 @@ def _upload(client: FtqClient, console: Console) -> dict[str, Any]:
         f"auto epochs {report.get('auto_n_epochs')}, estimated cost "
         f"${report.get('estimated_cost_usd')}"
     )
+    if report.get("token_count_source"):
+        console.print(f"token counts: {report['token_count_source']}")
     return dataset
 
 

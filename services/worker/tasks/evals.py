@@ -16,6 +16,8 @@ from functools import partial
 
 from ftq.services.worker.celery_app import celery_app
 from ftq.services.worker.tasks.outbox import relay_now
+from ftq.shared.credentials import service as credentials
+from ftq.shared.credentials.service import CredentialRevoked
 from ftq.shared.db import session_scope
 from ftq.shared.errors import AppError
 from ftq.shared.evals import runner, service
@@ -58,9 +60,11 @@ def _run_claimed(eval_id: str, token: str) -> str:
         plan = service.plan(session, eval_id)
     if plan is None:
         return "finished"
-    providers: dict[str, Provider] = {}
-    for name in set(plan.providers.values()):
-        providers[name] = get_provider(name)
+    try:
+        providers = _providers_for(eval_id, set(plan.providers.values()))
+    except CredentialRevoked as exc:
+        _fail(eval_id, token, "provider_unavailable", exc.message)
+        return "failed"
     policy = runner.RetryPolicy(settings.eval_max_retries, settings.eval_max_backoff_seconds)
 
     def ask_one(work: runner.Work) -> runner.Answer:
@@ -87,6 +91,17 @@ def _run_claimed(eval_id: str, token: str) -> str:
         else:
             service.hand_on(session, eval_id, token)
     return "finished" if finished else "handed_on"
+
+
+def _providers_for(eval_id: str, names: set[str]) -> dict[str, Provider]:
+    """A client per provider, with the team's (or its job's) credential where it has one."""
+    with session_scope() as session:
+        keys = {name: credentials.for_eval(session, eval_id, name) for name in names}
+    # Without a team credential, exactly the gateway's client (get_provider by name alone).
+    return {
+        name: get_provider(name) if key is None else get_provider(name, credential=key)
+        for name, key in keys.items()
+    }
 
 
 def _store(eval_id: str, token: str, plan: service.RunPlan, answers: list[runner.Answer]) -> bool:

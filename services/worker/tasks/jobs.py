@@ -21,6 +21,8 @@ from celery import Task
 
 from ftq.services.worker.celery_app import celery_app
 from ftq.services.worker.tasks.outbox import relay_now
+from ftq.shared.credentials import service as credentials
+from ftq.shared.credentials.service import CredentialRevoked
 from ftq.shared.db import session_scope
 from ftq.shared.jobs import lifecycle, repository, scheduling, service, sync
 from ftq.shared.models import Dataset
@@ -33,6 +35,7 @@ from ftq.shared.providers.base import (
     ProviderRetryable,
     ProviderUnavailable,
 )
+from ftq.shared.providers.plugins import Credential
 from ftq.shared.providers.registry import get_provider
 from ftq.shared.settings import get_settings
 from ftq.shared.storage import get_blob_store
@@ -88,6 +91,9 @@ def submit(self: Task, job_id: str) -> str | None:
                     level="warn",
                 )
         raise self.retry(exc=exc, countdown=backoff_seconds(self.request.retries, exc)) from exc
+    except CredentialRevoked as exc:
+        _fail(job_id, "provider_unavailable", exc.message)
+        return None
     except ProviderUnavailable as exc:
         if not _moved(job_id, exc):
             _fail(
@@ -128,9 +134,9 @@ def _submit_locked(job_id: str) -> str | None:
         orphan_provider = service.unrecorded_submission(session, job_id) if plan is None else None
     if plan is None:
         if orphan_provider is not None:
-            _cancel_orphan(get_provider(orphan_provider), job_id)
+            _cancel_orphan(_job_client(job_id, orphan_provider), job_id)
         return None
-    provider = get_provider(plan.provider)
+    provider = _job_client(job_id, plan.provider)
     training_file = ensure_uploaded(provider, plan.training)
     validation_file = ensure_uploaded(provider, plan.validation) if plan.validation else None
     # Look before creating: a crash after the provider accepted must not create a twin.
@@ -185,6 +191,27 @@ def _fail(job_id: str, code: str, message: str) -> None:
     with session_scope() as session:
         lifecycle.fail_by_id(session, job_id, code, message)
     relay_now()
+
+
+def _client(name: str, credential: Credential | None) -> Provider:
+    """The provider with a team's credential; without one, exactly the gateway's client."""
+    return get_provider(name) if credential is None else get_provider(name, credential=credential)
+
+
+def _job_client(job_id: str, name: str) -> Provider:
+    """A job's provider client with the team credential it was made with (or CredentialRevoked)."""
+    with session_scope() as session:
+        credential = credentials.for_job_id(session, job_id)
+    return _client(name, credential)
+
+
+def _job_client_or_fail(job_id: str, name: str) -> Provider | None:
+    """`_job_client`, or None after failing the job whose credential was revoked."""
+    try:
+        return _job_client(job_id, name)
+    except CredentialRevoked as exc:
+        _fail(job_id, "provider_unavailable", exc.message)
+        return None
 
 
 # -- following jobs -----------------------------------------------------------------------
@@ -246,22 +273,52 @@ def sweep_provider(
     provider_name: str, *, provider: Provider | None = None, now: datetime | None = None
 ) -> SweepReport:
     """Read a provider's job list (pages of 100, newest first) until every followed job is seen;
-    read events only for jobs that moved, or that run and whose back-off check is due."""
-    provider = provider or get_provider(provider_name)
+    read events only for jobs that moved, or that run and whose back-off check is due. Jobs made
+    with a team's credential are listed with that key, one list per key."""
     now = now or utcnow()
     report = SweepReport(provider_name)
     with session_scope() as session:
         jobs = sync.tracked(session, provider_name, now)
     report.tracked = len(jobs)
-    if not jobs:
-        return report
+    for credential, group in _by_credential(provider_name, jobs):
+        _sweep_group(provider or _client(provider_name, credential), group, report, now)
+    return report
+
+
+def _by_credential(
+    provider_name: str, jobs: list[sync.Tracked]
+) -> list[tuple[Credential | None, list[sync.Tracked]]]:
+    """The followed jobs grouped by the key that follows them; a revoked key fails its jobs."""
+    grouped: dict[str | None, list[sync.Tracked]] = {}
+    groups: list[tuple[Credential | None, list[sync.Tracked]]] = []
+    revoked: list[tuple[str, str]] = []
+    with session_scope() as session:
+        ids = credentials.credential_ids_of_jobs(session, [job.job_id for job in jobs])
+        for job in jobs:
+            grouped.setdefault(ids.get(job.job_id), []).append(job)
+        for credential_id, group in grouped.items():
+            try:
+                key = credentials.load(session, credential_id, provider_name)
+            except CredentialRevoked as exc:
+                revoked += [(job.job_id, exc.message) for job in group]
+                continue
+            groups.append((key, group))
+    for job_id, reason in revoked:
+        _fail(job_id, "provider_unavailable", reason)
+    return groups
+
+
+def _sweep_group(
+    provider: Provider, jobs: list[sync.Tracked], report: SweepReport, now: datetime
+) -> None:
+    """One sweep over the jobs one key follows (see sweep_provider)."""
     by_id = {job.provider_job_id: job for job in jobs}
     try:
         states, missing = _list_states(provider, jobs, report)
     except ProviderError as exc:
-        log.warning("sweep of %s stopped: %s", provider_name, exc.message)
+        log.warning("sweep of %s stopped: %s", report.provider, exc.message)
         report.errors += 1
-        return report
+        return
     for provider_job_id in missing:
         try:
             report.job_calls += 1
@@ -280,8 +337,7 @@ def sweep_provider(
     if quiet:
         with session_scope() as session:
             sync.note_quiet(session, quiet, now)
-    report.quiet = len(quiet)
-    return report
+    report.quiet += len(quiet)
 
 
 def _list_states(
@@ -368,7 +424,9 @@ def poll(job_id: str) -> str | None:
         tracked = sync.tracked(session, provider_name, job_id=job_id)
     if provider_job_id is None or not tracked:
         return None
-    provider = get_provider(provider_name)
+    provider = _job_client_or_fail(job_id, provider_name)
+    if provider is None:
+        return None
     try:
         state = provider.get_job(provider_job_id)
     except ProviderError as exc:
@@ -386,9 +444,12 @@ def cancel_at_provider(self: Task, job_id: str) -> Any:
     if provider_job_id is None:
         return None
     try:
-        return get_provider(provider_name).cancel_job(provider_job_id).status
+        return _job_client(job_id, provider_name).cancel_job(provider_job_id).status
     except ProviderRetryable as exc:
         raise self.retry(exc=exc, countdown=backoff_seconds(self.request.retries, exc)) from exc
+    except CredentialRevoked as exc:
+        log.warning("could not cancel %s at %s: %s", job_id, provider_name, exc.message)
+        return None
     except (ProviderRejected, ProviderUnavailable):
         return None  # already finished at the provider
 
@@ -400,7 +461,9 @@ def control_at_provider(self: Task, job_id: str, action: str) -> str | None:
         provider_name, provider_job_id, cursor = service.provider_job_id_of(session, job_id)
     if provider_job_id is None:
         return None
-    provider = get_provider(provider_name)
+    provider = _job_client_or_fail(job_id, provider_name)
+    if provider is None:
+        return None
     try:
         call = provider.pause_job if action == "pause" else provider.resume_job
         state = call(provider_job_id)

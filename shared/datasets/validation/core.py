@@ -12,6 +12,7 @@ from typing import cast
 import orjson
 
 from ftq.shared.catalog import ModelInfo, get_model
+from ftq.shared.datasets.tokens import count_source
 from ftq.shared.datasets.validation.dedupe import Deduper
 from ftq.shared.datasets.validation.findings import FindingLog
 from ftq.shared.datasets.validation.lines import RangeConfig, RangeResult, detect_format
@@ -198,6 +199,8 @@ def _report(
         format=cast(Format | None, fmt),
         model=info.name,
         encoding=info.encoding,
+        tokens_exact=info.exact_tokens,
+        token_count_source=count_source(info),
         context_limit=info.context,
         n_bytes=size,
         n_lines=merged.n_lines,

@@ -66,6 +66,9 @@ class ValidationReport(BaseModel):
     format: Format | None = None
     model: str
     encoding: str
+    # Whether the counts are the model's own tokenizer's, and how they were made.
+    tokens_exact: bool = True
+    token_count_source: str = ""
     context_limit: int | None = None
     n_bytes: int = 0
     n_lines: int = 0

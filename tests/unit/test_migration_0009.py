@@ -1,0 +1,62 @@
+"""Migration 0009 (provider credentials, jobs.credential_id) up and down, SQLite and Postgres."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, inspect, text
+from sqlalchemy.exc import IntegrityError
+
+from ftq.shared.migrate import downgrade, upgrade
+from tests.services import drop_database, fresh_database, postgres_url_or_skip
+
+TEAM = (
+    "INSERT INTO teams (id, name, max_active_jobs, signing_secret_encrypted, created_at) "
+    "VALUES ('t1', 't', 1, 'x', '2026-12-01')"
+)
+CREDENTIAL = (
+    "INSERT INTO provider_credentials (id, team_id, provider, key_encrypted, key_hint, "
+    "revoked_at, created_at) VALUES (:id, 't1', 'openai', 'enc', 'abcd', :revoked, '2026-12-01')"
+)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database of each kind."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'm.sqlite3'}"
+        return
+    postgres_url_or_skip()
+    made = fresh_database("ftq_m0009")
+    yield made
+    drop_database(made)
+
+
+def _insert(url: str, statement: str, **values: object) -> None:
+    engine = create_engine(url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(text(statement), values)
+    finally:
+        engine.dispose()
+
+
+def test_one_active_credential_per_team_and_provider_and_back(url: str) -> None:
+    upgrade(url, "0009")
+    _insert(url, TEAM)
+    _insert(url, CREDENTIAL, id="pcr_old", revoked="2026-12-02")
+    _insert(url, CREDENTIAL, id="pcr_active", revoked=None)
+    with pytest.raises(IntegrityError):
+        _insert(url, CREDENTIAL, id="pcr_twin", revoked=None)
+    engine = create_engine(url)
+    assert "credential_id" in {c["name"] for c in inspect(engine).get_columns("jobs")}
+    engine.dispose()
+    downgrade(url, "0008")
+    engine = create_engine(url)
+    tables = inspect(engine).get_table_names()
+    columns = {c["name"] for c in inspect(engine).get_columns("jobs")}
+    engine.dispose()
+    assert "provider_credentials" not in tables and "credential_id" not in columns
+    upgrade(url, "0009")
