@@ -5,8 +5,11 @@ price to the account ("configurable"). Set `FTQ_TRAINING_PRICES` to a JSON objec
 `{"gpt-4o-2024-08-06": 25.0}` to give or override a price (keys are model names or aliases).
 A context of `None` means OpenAI does not publish the training context: no length check is made.
 
-`TOGETHER_MODELS` are Together AI's fine-tunable models (its supported-models table: SFT context,
-LoRA and full tuning, SFT and DPO; prices are its LoRA SFT and full SFT USD per 1M tokens). They
+`TOGETHER_MODELS` are Together AI's fine-tunable models (its supported-models table,
+docs.together.ai/docs/fine-tuning-models: SFT context, LoRA and full tuning, SFT and DPO). Prices
+are Together's LoRA SFT and full SFT USD per 1M tokens by size bracket as last read; Together
+publishes them on together.ai/pricing and changes them, so a deployment should set its own with
+`FTQ_TRAINING_PRICES`, and Together's own estimate-price call is the figure at submission. They
 are looked up by `get_model` like OpenAI's; `tokenizer` names the model's own tokenizer where the
 counting `encoding` is only an estimate of it.
 """

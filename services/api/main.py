@@ -32,9 +32,11 @@ from ftq.shared import wiring
 from ftq.shared.observability.logging import configure_logging, is_configured
 from ftq.shared.settings import Settings, exit_on_config_error, get_settings
 
+# Starlette matches routes in order: the hot proxied chat route comes first after the probes.
 ROUTERS = (
     health,
     metrics,
+    openai_chat,
     admin,
     teams,
     datasets,
@@ -47,7 +49,6 @@ ROUTERS = (
     openai_files,
     openai_jobs,
     openai_models,
-    openai_chat,
     dashboard,
 )
 

@@ -243,6 +243,9 @@ def check_provider_settings(data: JobCreate, provider: str) -> None:
 
 def _check_takes(data: JobCreate, provider: str, role: str) -> None:
     plugin = get_plugin(provider)
+    check_job = getattr(plugin, "check_job", None)
+    if check_job is not None:
+        check_job(data.model_map.get(provider, data.model), data.method.model_dump(mode="json"))
     for name in data.method.hyperparameters.model_dump(exclude_none=True):
         if plugin.capabilities.takes(name):
             continue

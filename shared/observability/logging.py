@@ -17,6 +17,9 @@ QUIET = {
     "uvicorn.access": logging.WARNING,  # ftq.access logs every request with its ids instead
     "httpx": logging.WARNING,
     "httpcore": logging.WARNING,
+    # The openai SDK's transport: an INFO line per provider call (metrics count those calls).
+    "httpx2": logging.WARNING,
+    "httpcore2": logging.WARNING,
     "alembic": logging.WARNING,
 }
 

@@ -9,6 +9,8 @@ The object satisfies `ProviderPlugin`: a `name`, its `Capabilities` (what the RE
 table and the API's checks read), `missing_settings(settings)` (None when the server can use it,
 else a sentence naming what is missing) and `build(settings, credential)` returning a `Provider`
 (`ftq.shared.providers.base`). ftq's own providers register the same way (pyproject.toml).
+Optionally it has `check_job(model, method)`: raise `Unprocessable` naming the field for a
+request the provider is known to refuse, so the team gets a 422 at creation, not a failed job.
 """
 
 from __future__ import annotations

@@ -661,6 +661,11 @@ def test_post_jobs_names_an_option_the_provider_does_not_take(
     assert sent["supervised"]["hyperparameters"]["n_checkpoints"] == 3
     bad = create("together", MODEL, warmup_ratio=2.0)
     assert bad.status_code == 422, bad.text
+    full = create("together", "openai/gpt-oss-20b", lora=False)
+    assert full.status_code == 422, full.text
+    assert full.json()["error"]["param"] == "method.hyperparameters.lora"
+    assert "LoRA only" in full.json()["error"]["message"]
+    assert create("together", MODEL, lora=False).status_code == 201, "Llama 3.1 8B takes full"
 
 
 def test_job_create_schema_takes_together_options() -> None:

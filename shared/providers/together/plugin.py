@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ftq.shared import catalog
+from ftq.shared.errors import AppError, Unprocessable
 from ftq.shared.providers.plugins import COMMON_HYPERPARAMETERS, Capabilities, Credential
 from ftq.shared.providers.together.mapping import HYPERPARAMETERS
 
@@ -54,6 +55,22 @@ class TogetherPlugin:
             "the together provider is not configured on this server (FTQ_TOGETHER_API_KEY, or "
             "FTQ_TOGETHER_BASE_URL for the emulator)"
         )
+
+    def check_job(self, model: str, method: dict[str, Any]) -> None:
+        """Refuse (422 naming the field) what Together refuses for a catalog model."""
+        try:
+            info = catalog.get_model(model)
+        except AppError:
+            return  # not in ftq's table: Together's own limits answer at submission
+        params = method.get("hyperparameters") or {}
+        if params.get("lora") is False and "full" not in info.tuning:
+            raise Unprocessable(
+                f"Together tunes {model} with LoRA only; drop lora: false",
+                param="method.hyperparameters.lora",
+            )
+        kind = method.get("type", "supervised")
+        if not info.supports(kind):
+            raise Unprocessable(f"Together does not train {model} with {kind}", param="method.type")
 
     def build(self, settings: Settings, credential: Credential | None = None) -> Provider:
         """The SDK with the team's key and base URL, or the server's."""
