@@ -27,11 +27,8 @@ import argparse
 import asyncio
 import json
 import os
-import secrets
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 import uuid
@@ -42,7 +39,9 @@ from ftq.shared.serving import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+from bench.stack import BenchStack, bench_stack  # noqa: E402  (needs ROOT on sys.path)
+
 MODEL = "gpt-4o-mini-2024-07-18"
 ROUTES = ("ceiling", "create", "read")
 
@@ -175,19 +174,6 @@ def _http(port: int, method: str, path: str, body: Any, headers: dict[str, str])
         return json.loads(answer.read())
 
 
-def _wait(port: int, server: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise SystemExit(f"uvicorn exited:\n{log.read_text()[-3000:]}")
-        try:
-            _http(port, "GET", "/healthz", None, {})
-            return
-        except OSError:
-            time.sleep(0.2)
-    raise SystemExit(f"uvicorn did not start:\n{log.read_text()[-3000:]}")
-
-
 def _ready_datasets(
     env: dict[str, str], port: int, admin: str, teams: int
 ) -> tuple[list[str], list[str]]:
@@ -261,94 +247,38 @@ def _job_ids(database_url: str, team_ids: list[str]) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    import psycopg
-
-    name = f"ftq_bench_api_{uuid.uuid4().hex[:8]}"
-    database_url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    workdir = Path(tempfile.mkdtemp(prefix="ftq-bench-api-"))
-    admin = secrets.token_hex(24)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FTQ_")}
-    env.update(
-        {
-            "FTQ_ENVIRONMENT": "development",
-            "FTQ_DATABASE_URL": database_url,
-            "FTQ_BROKER_URL": args.broker,
-            "FTQ_EMBEDDED_WORKER": "false",
-            "FTQ_PROVIDER": "emulator",
-            # Never called: no worker runs. Set so the API does not mount its own emulator.
-            "FTQ_EMULATOR_URL": "http://127.0.0.1:9/v1",
-            "FTQ_DATA_DIR": str(workdir / "data"),
-            "FTQ_ADMIN_TOKEN": admin,
-            "FTQ_SECRET_KEY": secrets.token_hex(24),
-            "FTQ_LOG_LEVEL": "INFO",
-            "PYTHONPATH": str(ROOT),
-        }
-    )
-    server = None
-    try:
-        subprocess.run(
-            [str(Path(sys.executable).parent / "ftq"), "migrate"],
-            cwd=ROOT,
-            env=env,
-            check=True,
-            capture_output=True,
-        )
+    # The emulator URL is never called (no worker runs): set so the API mounts no emulator.
+    with bench_stack(
+        "api", FTQ_BROKER_URL=args.broker, FTQ_EMULATOR_URL="http://127.0.0.1:9/v1"
+    ) as stack:
         port = free_port()
-        log = workdir / "uvicorn.log"
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "--factory",
-                "--app-dir",
-                str(ROOT / "bench"),
-                "api:create_bench_app",
-                "--port",
-                str(port),
-                "--workers",
-                str(args.workers),
-                "--no-access-log",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=log.open("wb"),
-            stderr=subprocess.STDOUT,
-        )
-        _wait(port, server, log)
-        keys, dataset_ids = _ready_datasets(env, port, admin, args.teams)
-        team_ids = [
-            _http(port, "GET", "/v1/team", None, {"authorization": f"Bearer {k}"})["id"]
-            for k in keys
-        ]
-        seed = Load(keys, dataset_ids, ["0 none"])
-        asyncio.run(measure(port, seed, "create", 8, 1.0))
-        job_ids = _job_ids(database_url, team_ids)
-        _finish_all_jobs(database_url)
-        results: dict[int, dict[str, list[dict]]] = {
-            level: {route: [] for route in ROUTES} for level in args.levels
-        }
-        for round_no in range(args.rounds):
-            for level in args.levels:
-                for route in ROUTES:
-                    load = Load(keys, dataset_ids, job_ids)
-                    figures = asyncio.run(measure(port, load, route, level, args.seconds))
-                    results[level][route].append(figures)
-                    if route == "create":
-                        _finish_all_jobs(database_url)
-            print(f"round {round_no + 1}/{args.rounds} done", file=sys.stderr)
-        return {"levels": results, "workers": args.workers, "cores": os.cpu_count()}
-    finally:
-        if server is not None:
-            server.terminate()
-            try:
-                server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                server.kill()
-        with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        app = ["--factory", "--app-dir", str(ROOT / "bench"), "api:create_bench_app"]
+        stack.serve([*app, "--workers", str(args.workers)], "uvicorn.log", port)
+        return _measure_all(args, stack, port)
+
+
+def _measure_all(args: argparse.Namespace, stack: BenchStack, port: int) -> dict[str, Any]:
+    keys, dataset_ids = _ready_datasets(stack.env, port, stack.admin, args.teams)
+    team_ids = [
+        _http(port, "GET", "/v1/team", None, {"authorization": f"Bearer {k}"})["id"] for k in keys
+    ]
+    seed = Load(keys, dataset_ids, ["0 none"])
+    asyncio.run(measure(port, seed, "create", 8, 1.0))
+    job_ids = _job_ids(stack.database_url, team_ids)
+    _finish_all_jobs(stack.database_url)
+    results: dict[int, dict[str, list[dict]]] = {
+        level: {route: [] for route in ROUTES} for level in args.levels
+    }
+    for round_no in range(args.rounds):
+        for level in args.levels:
+            for route in ROUTES:
+                load = Load(keys, dataset_ids, job_ids)
+                figures = asyncio.run(measure(port, load, route, level, args.seconds))
+                results[level][route].append(figures)
+                if route == "create":
+                    _finish_all_jobs(stack.database_url)
+        print(f"round {round_no + 1}/{args.rounds} done", file=sys.stderr)
+    return {"levels": results, "workers": args.workers, "cores": os.cpu_count()}
 
 
 def report(outcome: dict[str, Any], rounds: int) -> None:

@@ -22,11 +22,8 @@ import http.client
 import json
 import os
 import re
-import secrets
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Callable
@@ -37,7 +34,9 @@ from ftq.shared.serving import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+from bench.stack import bench_stack  # noqa: E402  (needs ROOT on sys.path)
+
 MODEL = "gpt-4o-mini-2024-07-18"
 MESSAGES = [{"role": "user", "content": "Write one short sentence about unit conversion."}]
 FIRST_CONTENT = re.compile(rb'"delta":\{"content":"[^"]')
@@ -108,25 +107,6 @@ def paired(
 # --------------------------------------------------------------------------- set-up
 
 
-def _serve(args: list[str], env: dict[str, str], log: Path, port: int) -> subprocess.Popen[bytes]:
-    command = [sys.executable, "-m", "uvicorn", *args, "--port", str(port), "--no-access-log"]
-    server = subprocess.Popen(
-        command, cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT
-    )
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise SystemExit(f"uvicorn exited:\n{log.read_text()[-3000:]}")
-        try:
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            connection.request("GET", "/healthz")
-            connection.getresponse().read()
-            return server
-        except OSError:
-            time.sleep(0.2)
-    raise SystemExit(f"uvicorn did not start:\n{log.read_text()[-3000:]}")
-
-
 def _team_with_job(env: dict[str, str], port: int, admin: str) -> tuple[str, str]:
     """(team key, native job id): a team, a dataset validated here, and one queued job."""
     os.environ.update(env)
@@ -172,56 +152,15 @@ def _team_with_job(env: dict[str, str], port: int, admin: str) -> tuple[str, str
 
 
 def run(args: argparse.Namespace) -> dict[str, float]:
-    import psycopg
-
-    name = f"ftq_bench_compat_{uuid.uuid4().hex[:8]}"
-    database_url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    workdir = Path(tempfile.mkdtemp(prefix="ftq-bench-compat-"))
-    admin = secrets.token_hex(24)
     emulator_port, ftq_port = free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FTQ_")}
-    env.update(
-        {
-            "FTQ_ENVIRONMENT": "development",
-            "FTQ_DATABASE_URL": database_url,
-            "FTQ_BROKER_URL": "memory://",
-            "FTQ_EMBEDDED_WORKER": "false",
-            "FTQ_PROVIDER": "emulator",
-            "FTQ_EMULATOR_URL": f"http://127.0.0.1:{emulator_port}/v1",
-            "FTQ_DATA_DIR": str(workdir / "data"),
-            "FTQ_ADMIN_TOKEN": admin,
-            "FTQ_SECRET_KEY": secrets.token_hex(24),
-            "FTQ_LOG_LEVEL": "INFO",
-            "PYTHONPATH": str(ROOT),
-        }
-    )
-    servers: list[subprocess.Popen[bytes]] = []
-    try:
-        subprocess.run(
-            [str(Path(sys.executable).parent / "ftq"), "migrate"],
-            cwd=ROOT,
-            env=env,
-            check=True,
-            capture_output=True,
-        )
+    with bench_stack("compat", FTQ_EMULATOR_URL=f"http://127.0.0.1:{emulator_port}/v1") as stack:
         emulator = ["--factory", "ftq.services.emulator.app:create_app"]
-        servers.append(_serve(emulator, env, workdir / "emulator.log", emulator_port))
-        servers.append(_serve(["ftq.services.api.main:app"], env, workdir / "ftq.log", ftq_port))
-        key, job_id = _team_with_job(env, ftq_port, admin)
+        stack.serve(emulator, "emulator.log", emulator_port)
+        stack.serve(["ftq.services.api.main:app"], "ftq.log", ftq_port)
+        key, job_id = _team_with_job(stack.env, ftq_port, stack.admin)
         return measure(
             args, Client(ftq_port, {"authorization": f"Bearer {key}"}), emulator_port, job_id
         )
-    finally:
-        for server in servers:
-            server.terminate()
-            try:
-                server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                server.kill()
-        with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def measure(
