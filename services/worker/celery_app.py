@@ -8,7 +8,7 @@ from typing import Any
 from celery import Celery
 from celery.signals import worker_process_init
 
-from ftq.services.worker import observability
+from ftq.services.worker import broker, observability
 from ftq.shared import wiring
 from ftq.shared.db import reset_engine
 from ftq.shared.settings import Settings, exit_on_config_error, get_settings
@@ -74,8 +74,8 @@ def create_celery(settings: Settings | None = None) -> Celery:
         task_default_queue="provider",
         task_acks_late=True,  # a task is acknowledged only after it ran: a crash re-runs it
         task_reject_on_worker_lost=True,  # a killed worker's task goes back to the queue
-        # Survives Celery 5.7.0 dying on a Redis restart (services/worker/consumer.py).
-        worker_consumer="ftq.services.worker.consumer:ResilientConsumer",
+        # A Redis channel that survives a broker restart (services/worker/broker.py).
+        broker_transport=broker.transport_for(settings.broker_url),
         worker_prefetch_multiplier=1,  # long tasks must not sit reserved behind each other
         task_ignore_result=True,  # state lives in Postgres, not in a result backend
         task_time_limit=TASK_TIME_LIMIT,  # below the visibility timeout, so no double run
