@@ -21,6 +21,7 @@ import multiprocessing as mp
 import os
 import random
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -243,7 +244,9 @@ def _tree_rss(root: int) -> int:
     return total
 
 
-def ftq_validate(path: Path, sample_rss: bool = False) -> tuple[float, int, dict[str, Any]]:
+def ftq_validate(
+    path: Path, sample_rss: bool = False, quality: bool = True
+) -> tuple[float, int, dict[str, Any]]:
     """(c): wall time, peak RSS of the process tree (when sampled), and the report."""
     # Timed runs do not sample: the sampler would take CPU from the workers.
     cmd = [
@@ -255,6 +258,7 @@ def ftq_validate(path: Path, sample_rss: bool = False) -> tuple[float, int, dict
         "--json",
         "--model",
         MODEL,
+        *([] if quality else ["--no-quality"]),
     ]
     peak = 0
     started = time.perf_counter()
@@ -343,9 +347,25 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
         f"ftq total tokens (c): {report['tokens']['total']['sum']:,}, "
         f"valid: {report['ok']}, examples: {report['n_examples']:,}"
     )
+    results["quality_cost"] = round(quality_cost(big), 3)
     out = ROOT / "bench" / "out"
     out.mkdir(parents=True, exist_ok=True)
     (out / "validate.json").write_text(json.dumps(results, indent=2) + "\n")
+
+
+def quality_cost(path: Path, rounds: int = 3) -> float:
+    """What the quality pass adds to `ftq validate` (median of `rounds`, interleaved runs)."""
+    with_q, without = [], []
+    for _ in range(rounds):
+        without.append(ftq_validate(path, quality=False)[0])
+        with_q.append(ftq_validate(path)[0])
+    base, full = statistics.median(without), statistics.median(with_q)
+    cost = full / base - 1
+    print(
+        f"quality pass cost: {100 * cost:.0f}% [<=30%] (median of {rounds}: {full:.2f} s with, "
+        f"{base:.2f} s without)"
+    )
+    return cost
 
 
 def summarise(

@@ -162,6 +162,17 @@ class Settings(BaseSettings):
     eval_lease_seconds: float = Field(120.0, gt=0.0)
     eval_task_budget_seconds: float = Field(20 * 60.0, gt=0.0)
 
+    # Dataset quality (the report's `quality` section; warnings only, docs/validation.md).
+    quality_near_duplicate_threshold: float = Field(0.8, gt=0.0, le=1.0)
+    quality_num_perm: int = Field(64, ge=8, le=512)
+    quality_ngram: int = Field(3, ge=1, le=8)
+    quality_max_words: int = Field(128, ge=8)
+    quality_length_mad_k: float = Field(6.0, gt=0.0)
+    quality_balance_max_labels: int = Field(20, ge=2)
+    quality_balance_label_max_chars: int = Field(40, ge=1)
+    quality_balance_majority_share: float = Field(0.8, gt=0.0, le=1.0)
+    quality_listed_lines: int = Field(20, ge=1, le=100)
+
     log_level: str = "INFO"
     # Starts of one task message that never finished (its worker died) before it is refused.
     task_max_deliveries: int = Field(5, ge=1)

@@ -13,7 +13,8 @@ from rich.table import Table
 from ftq.shared.catalog import UnknownModel
 from ftq.shared.datasets.convert import ConversionError, evals_to_chat, split
 from ftq.shared.datasets.validation import ValidationReport, validate_file
-from ftq.shared.datasets.validation.report import Distribution, Findings
+from ftq.shared.datasets.validation.core import validate_pair
+from ftq.shared.datasets.validation.report import Distribution, Findings, Quality, QualityCheck
 
 datasets_cli = typer.Typer(help="Validate, convert and split JSONL datasets.", no_args_is_help=True)
 console = Console(highlight=False)
@@ -31,10 +32,31 @@ def validate_command(
     as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
     purpose: Annotated[str, typer.Option(help="fine-tune or eval")] = "fine-tune",
     workers: Annotated[int | None, typer.Option(help="processes (default: all cores)")] = None,
+    validation_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--validation-file",
+            exists=True,
+            dir_okay=False,
+            readable=True,
+            help="the job's validation file: also check it and report its overlap with FILE",
+        ),
+    ] = None,
+    quality: Annotated[
+        bool, typer.Option("--quality/--no-quality", help="run the quality checks")
+    ] = True,
 ) -> None:
     """Check a dataset offline: every problem with its line, token counts and cost."""
+    valid_report: ValidationReport | None = None
     try:
-        report = validate_file(file, model=model, purpose=purpose, workers=workers)
+        if validation_file is not None:
+            report, valid_report = validate_pair(
+                file, validation_file, model=model, workers=workers
+            )
+        else:
+            report = validate_file(
+                file, model=model, purpose=purpose, workers=workers, quality=quality
+            )
     except (UnknownModel, ValueError) as exc:
         err_console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc
@@ -42,7 +64,10 @@ def validate_command(
         sys.stdout.write(report.model_dump_json(indent=2) + "\n")
     else:
         render(report, file)
-    raise typer.Exit(0 if report.ok else 1)
+        if valid_report is not None and validation_file is not None:
+            _validation_summary(valid_report, validation_file)
+    ok = report.ok and (valid_report is None or valid_report.ok)
+    raise typer.Exit(0 if ok else 1)
 
 
 @datasets_cli.command("convert")
@@ -97,12 +122,79 @@ def render(report: ValidationReport, file: Path) -> None:
         console.print(_stats_table(report))
         _histogram(report)
     _cost(report)
+    if report.quality is not None:
+        _quality(report.quality)
     if report.ok:
         console.print("[green bold]Valid[/green bold]: ready to upload.")
     else:
         console.print(
             f"[red bold]Invalid[/red bold]: {report.errors.total:,} error(s); fix "
             "them before uploading."
+        )
+
+
+def _validation_summary(report: ValidationReport, file: Path) -> None:
+    """One line on the validation file (its own errors are its own report's)."""
+    state = (
+        "[green]valid[/green]"
+        if report.ok
+        else f"[red]invalid[/red], {report.errors.total:,} error(s): run ftq validate {file}"
+    )
+    console.print(
+        f"Validation file {file}: {report.n_examples:,} examples, {state}", soft_wrap=True
+    )
+
+
+def _quality_lines(check: QualityCheck, with_matches: bool) -> str:
+    """The first lines of a check, with the lines they match."""
+    shown = [
+        f"{line} (~{match})" if with_matches else str(line)
+        for line, match in zip(check.lines, check.matches or [0] * len(check.lines), strict=True)
+    ]
+    more = f" ... +{check.count - len(check.lines):,}" if check.truncated else ""
+    return ", ".join(shown) + more
+
+
+def _quality(q: Quality) -> None:
+    """The quality section, concisely: one line per check, then its warnings."""
+    console.print("[bold]Quality[/bold] (warnings only)")
+    rows: list[tuple[str, QualityCheck, bool]] = [
+        ("exact duplicates", q.exact_duplicates, True),
+        (f"near duplicates (>= {q.near_duplicate_threshold:g})", q.near_duplicates, True),
+        ("conflicting answers", q.conflicting_answers, True),
+        ("empty answers", q.empty_answers, False),
+        ("length outliers", q.length_outliers, False),
+    ]
+    if q.overlap is not None:
+        rows += [
+            ("validation overlap, exact", q.overlap.exact, True),
+            (f"validation overlap, near (>= {q.near_duplicate_threshold:g})", q.overlap.near, True),
+        ]
+    for name, check, with_matches in rows:
+        detail = f": lines {_quality_lines(check, with_matches)}" if check.count else ""
+        colour = "yellow" if check.count else "green"
+        console.print(f"  {name}: [{colour}]{check.count:,}[/{colour}]{detail}", soft_wrap=True)
+    if q.overlap is not None and q.overlap.leaked:
+        console.print(
+            "  (overlap lines are the validation file's; ~N is the training line they repeat)"
+        )
+    ab = q.answer_balance
+    if ab.classification_like:
+        top = ", ".join(f"{label} {n:,}" for label, n in list(ab.counts.items())[:5])
+        colour = "yellow" if ab.imbalanced else "green"
+        console.print(
+            f"  answer balance: {ab.n_labels} labels ({top}); majority share "
+            f"[{colour}]{(ab.majority_share or 0):.0%}[/{colour}]"
+        )
+    d = q.diversity
+    if d.prompt_ngram_share is not None or d.answer_ngram_share is not None:
+
+        def pct(v: float | None) -> str:
+            return "-" if v is None else f"{v:.0%}"
+
+        console.print(
+            f"  diversity (distinct {d.ngram}-grams): prompts {pct(d.prompt_ngram_share)}, "
+            f"answers {pct(d.answer_ngram_share)}"
         )
 
 

@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 from ftq.services.emulator.datafile import FileFailure
 from ftq.services.emulator.errors import bad_request
 from ftq.services.emulator.ids import stable_id
-from ftq.services.emulator.plan import Plan, Planned, full_valid_metrics, step_metrics
+from ftq.services.emulator.plan import Plan, Planned, curve_of, full_valid_metrics, step_metrics
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,11 @@ class Job:
     finished_at: int | None = None
     result_files: list[str] = field(default_factory=list)
     trained_tokens: int | None = None
+
+    @property
+    def curve(self) -> str:
+        """The loss-curve shape the job asked for (metadata `emulator_curve`; plan.CURVES)."""
+        return curve_of(self.spec.metadata)
 
     def progress(self, now: float, speed: float) -> float:
         """Emulated seconds since creation, not counting paused time."""
@@ -163,7 +168,9 @@ class Job:
     def _metrics(self, step: int) -> dict[str, Any]:
         """Metrics of one step, with whole-validation figures at epoch ends."""
         has_valid = self.spec.validation_file is not None
-        metrics: dict[str, Any] = step_metrics(self.id, step, self.plan.total_steps, has_valid)
+        metrics: dict[str, Any] = step_metrics(
+            self.id, step, self.plan.total_steps, has_valid, self.curve
+        )
         if step % self.plan.steps_per_epoch == 0:
             metrics.update(full_valid_metrics(metrics))
         return metrics

@@ -123,17 +123,57 @@ def _training_events(t_running: float, total: int, checkpoints: tuple[int, ...])
     return events
 
 
-def step_metrics(job_id: str, step: int, total: int, with_valid: bool) -> dict[str, float]:
-    """Deterministic, decreasing-with-noise metrics for one step of one job."""
+# Curve shapes a job may ask for with metadata `emulator_curve` (README: Curve shapes).
+CURVES = ("healthy", "overfit", "underfit", "diverge", "noisy")
+
+
+def curve_of(metadata: dict[str, str] | None) -> str:
+    """The curve shape a job's metadata asks for (`healthy` when none or unknown)."""
+    curve = (metadata or {}).get("emulator_curve", "healthy")
+    return curve if curve in CURVES else "healthy"
+
+
+def step_metrics(
+    job_id: str, step: int, total: int, with_valid: bool, curve: str = "healthy"
+) -> dict[str, float]:
+    """Deterministic metrics for one step of one job, shaped as `curve` asks.
+
+    healthy: decreasing with small noise (validation about 8 % above training).
+    overfit: training falls to a low floor; validation bottoms out at 35 % of the run, then rises.
+    underfit: training stays high (about 1.8) and flat after a short fall; accuracy about 0.45.
+    diverge: healthy for the first 30 % of the run, then the loss grows exponentially.
+    noisy: the healthy trend with +-75 % step-to-step noise.
+    """
     start = 1.2 + 1.2 * unit_float(job_id, "start")
     floor = 0.05 + 0.3 * unit_float(job_id, "floor")
     rate = 3.0 + 2.0 * unit_float(job_id, "rate")
+    x = step / max(total, 1)
     trend = floor + (start - floor) * math.exp(-rate * step / max(total, 1))
-    loss = trend * (1 + 0.16 * (unit_float(job_id, step, "noise") - 0.5))
+    valid_trend = trend * 1.08
+    noise, valid_noise = 0.16, 0.2
+    if curve == "overfit":
+        trend = 0.02 + (start - 0.02) * math.exp(-rate * x)
+        valid_trend = (floor + (start - floor) * math.exp(-rate * x)) * 1.05 + 1.2 * max(
+            0.0, x - 0.35
+        )
+    elif curve == "underfit":
+        trend = 1.8 + 0.8 * math.exp(-12 * x)
+        valid_trend, noise, valid_noise = trend * 1.03, 0.04, 0.05
+    elif curve == "diverge":
+        knee = floor + (start - floor) * math.exp(-rate * 0.3)
+        trend = trend if x <= 0.3 else knee * math.exp(4.0 * (x - 0.3))
+        valid_trend = trend * 1.08
+    elif curve == "noisy":
+        noise = 1.5
+    loss = trend * (1 + noise * (unit_float(job_id, step, "noise") - 0.5))
     metrics = {"step": step, "train_loss": round(loss, 5)}
     metrics["train_mean_token_accuracy"] = _accuracy(loss, unit_float(job_id, step, "acc"))
     if with_valid:
-        valid = trend * (1.08 + 0.2 * (unit_float(job_id, step, "valid") - 0.5))
+        jitter = unit_float(job_id, step, "valid") - 0.5
+        if curve == "healthy":  # unchanged since before curve shapes existed
+            valid = trend * (1.08 + 0.2 * jitter)
+        else:
+            valid = valid_trend * (1 + valid_noise * jitter)
         metrics["valid_loss"] = round(valid, 5)
         metrics["valid_mean_token_accuracy"] = _accuracy(valid, unit_float(job_id, step, "vacc"))
     return metrics
@@ -154,11 +194,11 @@ def full_valid_metrics(metrics: dict[str, float]) -> dict[str, float]:
     }
 
 
-def results_csv(job_id: str, total: int, with_valid: bool) -> str:
+def results_csv(job_id: str, total: int, with_valid: bool, curve: str = "healthy") -> str:
     """The result file: one row per step, empty validation cells when none ran."""
     rows = ["step,train_loss,train_accuracy,valid_loss,valid_mean_token_accuracy"]
     for step in range(1, total + 1):
-        m = step_metrics(job_id, step, total, with_valid)
+        m = step_metrics(job_id, step, total, with_valid, curve)
         valid = f"{m['valid_loss']},{m['valid_mean_token_accuracy']}" if with_valid else ","
         rows.append(f"{step},{m['train_loss']},{m['train_mean_token_accuracy']},{valid}")
     return "\n".join(rows) + "\n"

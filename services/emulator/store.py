@@ -308,7 +308,8 @@ class EmulatorState:
         if job.terminal and not was_terminal and job.api == "openai":
             self.webhooks.enqueue(job.terminal, job.id, job.finished_at or int(now))
         if job.terminal == "succeeded" and not job.result_files:
-            csv = results_csv(job.id, job.plan.total_steps, job.spec.validation_file is not None)
+            has_valid = job.spec.validation_file is not None
+            csv = results_csv(job.id, job.plan.total_steps, has_valid, job.curve)
             file_id, created = random_id(self.rng, "file-", 22), job.finished_at or int(now)
             encoded = base64.b64encode(csv.encode())
             self.files.add(file_id, "step_metrics.csv", "fine-tune-results", encoded, created)

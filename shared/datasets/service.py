@@ -245,3 +245,38 @@ def dataset_payload(dataset: Dataset) -> dict[str, Any]:
         "n_examples": dataset.n_examples,
         "error_count": errors.get("total") if isinstance(errors, dict) else None,
     }
+
+
+def validation_leak(training: Dataset, validation: Dataset) -> str | None:
+    """A warning naming the validation examples that repeat training ones (None when none).
+
+    Re-reads both blobs with a quality-only pass (no tokenizer); a leaked validation set makes
+    a job's validation loss look better than the model is, so the job only gets a warning.
+    """
+    from ftq.shared.datasets.validation.core import overlap_files
+
+    if training.id == validation.id:
+        return None
+    store = get_blob_store()
+    try:
+        overlap = overlap_files(store.path(training.blob_key), store.path(validation.blob_key))
+    except (OSError, ValueError) as exc:
+        log.warning("overlap check of %s and %s failed: %s", training.id, validation.id, exc)
+        return None
+    if not overlap.leaked:
+        return None
+    parts = []
+    for kind, check in (("exactly", overlap.exact), ("nearly", overlap.near)):
+        if check.count:
+            pairs = ", ".join(
+                f"{line} (training line {match})"
+                for line, match in zip(check.lines, check.matches, strict=True)
+            )
+            more = f" and {check.count - len(check.lines)} more" if check.truncated else ""
+            parts.append(f"{check.count} {kind} at validation lines {pairs}{more}")
+    n = overlap.exact.count + overlap.near.count
+    return (
+        f"Validation dataset {validation.id} repeats training dataset {training.id}: {n} of its "
+        f"{overlap.n_validation_examples} examples ({'; '.join(parts)}); its validation loss "
+        "will look better than the model is"
+    )

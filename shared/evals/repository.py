@@ -76,6 +76,21 @@ def tallies(session: Session, eval_ids: Iterable[str]) -> dict[tuple[str, str], 
     }
 
 
+def scores(session: Session, eval_ids: Iterable[str]) -> dict[tuple[str, str], dict[int, float]]:
+    """(eval id, model) -> item index -> score, of the items answered (errors left out)."""
+    ids = list(eval_ids)
+    found: dict[tuple[str, str], dict[int, float]] = {}
+    if not ids:
+        return found
+    query = select(
+        EvalOutput.eval_id, EvalOutput.model, EvalOutput.item_index, EvalOutput.score
+    ).where(EvalOutput.eval_id.in_(ids), EvalOutput.error.is_(None), EvalOutput.score.is_not(None))
+    for eval_id, model, index, score in session.execute(query):
+        if score is not None:  # filtered in SQL too; the column is nullable
+            found.setdefault((eval_id, model), {})[int(index)] = float(score)
+    return found
+
+
 def add_items(session: Session, rows: list[dict[str, Any]]) -> None:
     """Insert an eval's items in one statement."""
     if rows:

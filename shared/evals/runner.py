@@ -12,11 +12,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
+from ftq.shared.evals import judge
 from ftq.shared.providers.base import Provider, ProviderError, ProviderRetryable
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,8 @@ class Answer:
     output: str | None
     error: str | None
     attempts: int
+    score: float | None = None  # set when graded here (the judge), else graded on storing
+    reason: str | None = None  # the judge's reason
 
 
 class RateLimiter:
@@ -99,6 +102,7 @@ def ask(
     limiter: RateLimiter,
     policy: RetryPolicy,
     max_tokens: int | None = None,
+    temperature: float = 0.0,
 ) -> Answer:
     """One model's answer to one item, retried like the provider layer."""
     attempt = 0
@@ -106,7 +110,9 @@ def ask(
         attempt += 1
         limiter.acquire(policy.sleep)
         try:
-            result = provider.complete_chat(work.model, work.messages, max_tokens=max_tokens)
+            result = provider.complete_chat(
+                work.model, work.messages, max_tokens=max_tokens, temperature=temperature
+            )
         except ProviderRetryable as exc:
             if attempt > policy.max_retries:
                 return _failed(work, f"the provider kept failing: {exc.message}", attempt)
@@ -118,6 +124,37 @@ def ask(
             log.warning("eval item %s/%s failed: %s", work.model, work.index, type(exc).__name__)
             return _failed(work, f"unexpected error: {type(exc).__name__}", attempt)
         return Answer(work.index, work.model, result.text, None, attempt)
+
+
+def judged(
+    provider: Provider,
+    config: Mapping[str, Any],
+    answer: Answer,
+    question: str,
+    references: list[str],
+    *,
+    limiter: RateLimiter,
+    policy: RetryPolicy,
+) -> Answer:
+    """`answer` with the judge's score and reason, or the judge's failure as its error."""
+    if answer.output is None or answer.error is not None:
+        return answer
+    asked = Work(
+        answer.index,
+        str(config["model"]),
+        judge.messages(config, question, references, answer.output),
+    )
+    reply = ask(
+        provider, asked, limiter=limiter, policy=policy, temperature=float(config["temperature"])
+    )
+    attempts = answer.attempts + reply.attempts
+    if reply.output is None:
+        return replace(answer, error=f"judge: {reply.error}"[:2000], attempts=attempts)
+    try:
+        score, reason = judge.parse_reply(reply.output)
+    except judge.JudgeReplyError as exc:
+        return replace(answer, error=f"judge: {exc}"[:2000], attempts=attempts)
+    return replace(answer, score=score, reason=reason, attempts=attempts)
 
 
 def _failed(work: Work, message: str, attempts: int) -> Answer:

@@ -20,8 +20,8 @@ from sqlalchemy.orm import Session
 from ftq.shared.datasets import repository as datasets_repo
 from ftq.shared.datasets import service as datasets
 from ftq.shared.errors import NotFound, Unprocessable
-from ftq.shared.evals import repository
-from ftq.shared.evals.graders import grade
+from ftq.shared.evals import judge, repository, stats
+from ftq.shared.evals.graders import check_config, grade
 from ftq.shared.evals.repository import Tally
 from ftq.shared.evals.runner import Answer, Work
 from ftq.shared.evals.schemas import TERMINAL_STATUSES, EvalCreate, EvalError, EvalItemOut
@@ -70,8 +70,35 @@ def create(session: Session, team: Team, data: EvalCreate) -> Eval:
         check_configured(name)
     for index, model in enumerate(data.models):
         jobs.check_model_access(session, team, model, param=f"models.{index}")
+    config = check_config(data.grader, pattern=data.pattern, json_schema=data.json_schema)
+    if data.grader == "judge":
+        config = _judge_config(session, team, data, provider)
+    elif data.judge is not None:
+        raise Unprocessable("judge is only for grader judge", param="judge")
     dataset = datasets.usable(session, team, data.dataset, "dataset", small_ok=True, ready=True)
-    return _new(session, team.id, dataset.id, data.models, data.grader, provider, data, None)
+    row = _new(session, team.id, dataset.id, data.models, data.grader, provider, data, None)
+    row.grader_config = config
+    session.flush()
+    return row
+
+
+def _judge_config(session: Session, team: Team, data: EvalCreate, default: str) -> dict[str, Any]:
+    """The judge's stored configuration (its provider configured, its model the team's to ask)."""
+    if data.judge is None:
+        raise Unprocessable("grader judge needs judge: {model, rubric}", param="judge")
+    name = data.judge.provider or provider_for(data.judge.model, default)
+    try:
+        check_configured(name)
+    except Unprocessable as exc:
+        raise Unprocessable(exc.message, param="judge.provider", code=exc.code) from exc
+    jobs.check_model_access(session, team, data.judge.model, param="judge.model")
+    stored = judge.stored_config(
+        provider=name,
+        model=data.judge.model,
+        rubric=data.judge.rubric,
+        temperature=data.judge.temperature,
+    )
+    return {"judge": stored}
 
 
 def _new(
@@ -165,9 +192,11 @@ def list_page(
 
 
 def to_schemas(session: Session, rows: list[Eval]) -> list[EvalOut]:
-    """API views of evals (their tallies read in one query)."""
-    tallies = repository.tallies(session, [r.id for r in rows])
-    return [_view(row, tallies) for row in rows]
+    """API views of evals (their tallies and item scores read in one query each)."""
+    ids = [r.id for r in rows]
+    tallies = repository.tallies(session, ids)
+    scores = repository.scores(session, ids)
+    return [_view(row, tallies, scores) for row in rows]
 
 
 def to_schema(session: Session, row: Eval) -> EvalOut:
@@ -175,11 +204,17 @@ def to_schema(session: Session, row: Eval) -> EvalOut:
     return to_schemas(session, [row])[0]
 
 
-def _results(row: Eval, tallies: dict[tuple[str, str], Tally]) -> list[EvalResult]:
+Scores = dict[tuple[str, str], dict[int, float]]
+
+
+def _results(row: Eval, tallies: dict[tuple[str, str], Tally], scores: Scores) -> list[EvalResult]:
     n = row.n_items or 0
+    models = list(row.models)
+    first = scores.get((row.id, models[0]), {}) if models else {}
     results = []
-    for model in row.models:
+    for position, model in enumerate(models):
         tally = tallies.get((row.id, model), Tally())
+        mine = scores.get((row.id, model), {})
         results.append(
             EvalResult(
                 model=model,
@@ -187,12 +222,32 @@ def _results(row: Eval, tallies: dict[tuple[str, str], Tally]) -> list[EvalResul
                 score=tally.score,
                 errors=tally.errors,
                 completed=tally.completed,
+                interval=stats.interval(list(mine.values())),
+                comparison=_comparison(models[0], first, mine) if position else None,
             )
         )
     return results
 
 
-def _view(row: Eval, tallies: dict[tuple[str, str], Tally]) -> EvalOut:
+def _comparison(
+    against: str, base: dict[int, float], other: dict[int, float]
+) -> EvalResult.EvalComparison:
+    found = stats.compare(base, other)
+    return EvalResult.EvalComparison(
+        against=against,
+        n=found.n,
+        improved=found.improved,
+        regressed=found.regressed,
+        unchanged=found.unchanged,
+        improved_items=found.improved_items,
+        regressed_items=found.regressed_items,
+        difference=found.difference,
+        interval=found.interval,
+        significant=found.significant,
+    )
+
+
+def _view(row: Eval, tallies: dict[tuple[str, str], Tally], scores: Scores) -> EvalOut:
     error = EvalError(code=row.error_code, message=row.error_message) if row.error_code else None
     return EvalOut(
         id=row.id,
@@ -200,13 +255,14 @@ def _view(row: Eval, tallies: dict[tuple[str, str], Tally]) -> EvalOut:
         name=row.name,
         dataset=row.dataset_id,
         grader=row.grader,
+        grader_config=row.grader_config,
         models=list(row.models),
         provider=row.provider,
         job=row.job_id,
         created_at=as_utc(row.created_at),  # type: ignore[arg-type]
         completed_at=as_utc(row.completed_at),
         error=error,
-        results=_results(row, tallies),
+        results=_results(row, tallies, scores),
     )
 
 
@@ -230,7 +286,9 @@ def job_eval(session: Session, job: Job) -> JobEval | None:
         status=row.status,  # type: ignore[arg-type]
         grader=row.grader,
         dataset=row.dataset_id,
-        results=_results(row, repository.tallies(session, [row.id])),
+        results=_results(
+            row, repository.tallies(session, [row.id]), repository.scores(session, [row.id])
+        ),
     )
 
 
@@ -255,6 +313,7 @@ def item_lines(session: Session, team: Team, eval_id: str, model: str | None) ->
                 output=answer.output if answer else None,
                 score=answer.score if answer else None,
                 error=answer.error if answer else None,
+                reason=answer.reason if answer else None,
             )
             yield line.model_dump_json().encode() + b"\n"
 
@@ -272,6 +331,7 @@ class RunPlan:
     providers: dict[str, str]  # model -> provider name
     work: list[Work]
     references: dict[int, list[str]]
+    grader_config: dict[str, Any] | None = None
 
 
 def claim(session: Session, eval_id: str, token: str) -> bool:
@@ -314,6 +374,7 @@ def plan(session: Session, eval_id: str) -> RunPlan | None:
         providers={m: provider_for(m, row.provider) for m in row.models},
         work=work,
         references={item.item_index: list(item.reference) for item in items},
+        grader_config=row.grader_config,
     )
 
 
@@ -418,6 +479,7 @@ def record(
     answers: list[Answer],
     references: dict[int, list[str]],
     grader: str,
+    grader_config: dict[str, Any] | None = None,
 ) -> bool:
     """Store graded answers and renew the lease; False when this run lost the eval."""
     row = repository.lock(session, eval_id)
@@ -430,10 +492,9 @@ def record(
             "model": a.model,
             "item_index": a.index,
             "output": a.output,
-            "score": grade(grader, a.output, references.get(a.index, []))
-            if a.output is not None
-            else None,
+            "score": _score(a, grader, references.get(a.index, []), grader_config),
             "error": a.error,
+            "reason": a.reason,
             "attempts": a.attempts,
             "completed_at": utcnow(),
         }
@@ -445,6 +506,17 @@ def record(
     row.updated_at = utcnow()
     session.flush()
     return True
+
+
+def _score(
+    answer: Answer, grader: str, references: list[str], config: dict[str, Any] | None
+) -> float | None:
+    """An answer's score: the judge's when judged, None on an error, else the grader's."""
+    if answer.score is not None:
+        return answer.score
+    if answer.output is None or answer.error is not None or grader == "judge":
+        return None
+    return grade(grader, answer.output, references, config)
 
 
 def hand_on(session: Session, eval_id: str, token: str) -> None:

@@ -58,7 +58,7 @@ def set_status(
 def job_payload(job: Job) -> dict[str, Any]:
     """The thin webhook payload of a job event."""
     error = {"code": job.error_code, "message": job.error_message} if job.error_code else None
-    return {
+    payload = {
         "id": job.id,
         "object": "job",
         "status": job.status,
@@ -69,6 +69,9 @@ def job_payload(job: Job) -> dict[str, Any]:
         "metadata": job.job_metadata,
         "warnings": lifecycle_warnings(job),
     }
+    if job.status == "succeeded":  # the final training diagnosis (ftq.shared.jobs.diagnosis)
+        payload["diagnosis"] = job.diagnosis
+    return payload
 
 
 def lifecycle_warnings(job: Job) -> list[str]:

@@ -32,11 +32,31 @@ class JobEvalRequest(BaseModel):
 class EvalResult(BaseModel):
     """One model's standing: items, mean score of the items answered, provider errors."""
 
+    class EvalComparison(BaseModel):
+        """This model against the eval's first model, on the items both answered."""
+
+        against: str
+        n: int = Field(description="items both models answered")
+        improved: int
+        regressed: int
+        unchanged: int
+        improved_items: list[int] = Field(description="item indices, at most 20")
+        regressed_items: list[int] = Field(description="item indices, at most 20")
+        difference: float | None = Field(description="mean of this score minus the first's")
+        interval: tuple[float, float] | None = Field(
+            description="paired bootstrap 95% interval of the difference"
+        )
+        significant: bool = Field(description="the interval excludes 0")
+
     model: str
     n: int
     score: float | None
     errors: int
     completed: int
+    interval: tuple[float, float] | None = Field(
+        default=None, description="bootstrap 95% interval of the mean score"
+    )
+    comparison: EvalResult.EvalComparison | None = None
 
 
 class JobEval(BaseModel):
@@ -257,6 +277,18 @@ def _check_takes(data: JobCreate, provider: str, role: str) -> None:
         )
 
 
+class JobRetry(BaseModel):
+    """`POST /v1/jobs/{id}/retry`: the same data, model and provider with other settings."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    hyperparameters: Hyperparameters | None = Field(
+        default=None,
+        description="the settings to change (the others are the job's); null: the "
+        "diagnosis's suggestion",
+    )
+
+
 class JobError(BaseModel):
     """Why a job failed."""
 
@@ -302,6 +334,11 @@ class Job(BaseModel):
     estimated_cost_usd: Decimal | None
     error: JobError | None
     eval: JobEval | None = None
+    diagnosis: dict[str, Any] | None = Field(
+        default=None,
+        description="training diagnosis of the metrics so far (final once the job finished): "
+        "findings with kind, evidence, suggestion, message (docs/diagnosis.md)",
+    )
     created_at: datetime
     updated_at: datetime
     started_at: datetime | None

@@ -132,6 +132,10 @@ def create(session: Session, team: Team, data: JobCreate) -> Job:
         add_event(session, job, moved, level="warn")
     for warning in lifecycle.lifecycle_warnings(job):
         add_event(session, job, warning, level="warn")
+    if validation is not None and data.validation_split is None:
+        leak = datasets_service.validation_leak(training, validation)
+        if leak:
+            add_event(session, job, leak, level="warn")
     if validation is not None and data.validation_split is not None:
         add_event(
             session,
@@ -333,6 +337,7 @@ def to_schema(session: Session, job: Job, positions: dict[str, int] | None = Non
         estimated_cost_usd=job.estimated_cost_usd,
         error=error,  # type: ignore[arg-type]
         eval=next((view for view in hooks.eval_view(session, job) if view), None),
+        diagnosis=job.diagnosis,
         created_at=job.created_at,
         updated_at=job.updated_at,
         started_at=job.started_at,
@@ -371,6 +376,55 @@ def request_control(session: Session, team: Team, job_id: str, action: str) -> J
         )
     enqueue(session, "jobs.control_at_provider", job.id, action)
     add_event(session, job, f"{action.capitalize()} requested; asking {job.provider}")
+    return job
+
+
+def retry(session: Session, team: Team, job_id: str, data: Any) -> Job:
+    """A new job on a finished job's datasets, model and provider (`data`: a JobRetry), with
+    the caller's hyperparameter changes, else the diagnosis's suggestion (409 while it runs)."""
+    from ftq.shared.jobs import diagnosis
+    from ftq.shared.jobs.schemas import Hyperparameters, JobEvalRequest, check_provider_settings
+
+    old = get(session, team, job_id)
+    if old.status not in TERMINAL_STATUSES:
+        raise Conflict(
+            f"job {old.id} is {old.status}; only a finished job can be retried",
+            param="id",
+            code="job_not_finished",
+        )
+    if data.hyperparameters is not None:
+        changes = data.hyperparameters.model_dump(exclude_unset=True)
+        source = "the caller's overrides"
+    else:
+        changes = diagnosis.suggested(old.diagnosis)
+        names = ", ".join(diagnosis.kinds(old.diagnosis)) or "none"
+        source = f"the diagnosis's suggestion (findings: {names})"
+    method = Method.model_validate(old.method)
+    base = method.hyperparameters.model_dump(exclude_none=True)
+    if "learning_rate" in base and "learning_rate_multiplier" in changes:
+        # A job that set Together's learning_rate: the multiplier applies to it ("auto" = 1.0).
+        base["learning_rate"] = base["learning_rate"] * changes.pop("learning_rate_multiplier")
+    method.hyperparameters = Hyperparameters.model_validate({**base, **changes})
+    fallbacks = list(old.fallback_providers or [])
+    request = JobCreate(
+        model=old.model,
+        training_dataset=old.training_dataset_id,
+        validation_dataset=old.validation_dataset_id,
+        provider=old.provider,
+        method=method,
+        suffix=old.suffix,
+        seed=old.seed,
+        metadata={key: str(value) for key, value in (old.job_metadata or {}).items()},
+        webhook_url=old.webhook_url,
+        eval=JobEvalRequest.model_validate(old.eval_request) if old.eval_request else None,
+        fallback_providers=fallbacks,
+        model_map={k: v for k, v in (old.model_map or {}).items() if k in fallbacks},
+    )
+    check_provider_settings(request, old.provider)
+    job = create(session, team, request)
+    shown = ", ".join(f"{name}={value}" for name, value in changes.items()) or "no changes"
+    add_event(session, job, f"Retry of job {old.id} with {shown}, from {source}")
+    add_event(session, old, f"Retried as job {job.id} with {shown}")
     return job
 
 

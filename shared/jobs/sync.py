@@ -19,9 +19,9 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from ftq.shared.jobs import lifecycle, repository
+from ftq.shared.jobs import diagnosis, lifecycle, repository
 from ftq.shared.jobs.schemas import TERMINAL_STATUSES
-from ftq.shared.models import Job, JobCheckpoint, JobEvent, JobMetric
+from ftq.shared.models import Dataset, Job, JobCheckpoint, JobEvent, JobMetric
 from ftq.shared.providers.base import ProviderCheckpoint, ProviderEvent, ProviderJob
 from ftq.shared.settings import get_settings
 from ftq.shared.timeutil import as_utc, utcnow
@@ -139,17 +139,20 @@ def apply_provider_state(
         return False
     now = now or utcnow()
     stored = _store_events(session, job, events)
-    _store_metrics(session, job, _metric_points(events))
+    added = _store_metrics(session, job, _metric_points(events))
     _store_checkpoints(session, job, checkpoints)
     if result is not None and job.result_file_id is None:
         job.result_file_id, job.result_blob_key = result.file_id, result.blob_key
         job.result_bytes = len(result.content)
-        _store_metrics(session, job, _csv_points(result.content))
+        added += _store_metrics(session, job, _csv_points(result.content))
     changed = stored > 0 or state.fingerprint != job.provider_fingerprint
     job.provider_status = state.status
     job.provider_fingerprint = state.fingerprint
     if state.created_at is not None:
         job.provider_created_at = state.created_at
+    finishing = PROVIDER_TO_STATUS.get(state.status) in TERMINAL_STATUSES
+    if added or finishing:  # before the status moves: the job.succeeded webhook carries it
+        update_diagnosis(session, job, final=finishing)
     _apply_status(session, job, state)
     if job.status not in TERMINAL_STATUSES:
         schedule_next_poll(job, changed, now)
@@ -250,20 +253,58 @@ def _csv_points(content: bytes) -> list[dict[str, Any]]:
     return points
 
 
-def _store_metrics(session: Session, job: Job, points: Sequence[dict[str, Any]]) -> None:
+def update_diagnosis(session: Session, job: Job, *, final: bool = False) -> None:
+    """Diagnose the job's stored metrics again; a `warn` event for each kind new to the job.
+
+    At the end (`final`) one more event gives the final diagnosis, whatever it found.
+    """
+    rows = repository.metrics(session, job.id)
+    if not rows and not final:
+        return
+    dataset = session.get(Dataset, job.training_dataset_id)
+    found = diagnosis.diagnose(
+        [diagnosis.point_of(row) for row in rows],
+        final=final,
+        hyperparameters=(job.method or {}).get("hyperparameters") or {},
+        auto_epochs=(dataset.report or {}).get("auto_n_epochs") if dataset else None,
+    )
+    known = set(diagnosis.kinds(job.diagnosis))
+    job.diagnosis = found
+    for finding in found["findings"]:
+        if finding["kind"] not in known:
+            message = f"Diagnosis: {finding['kind']}: {finding['message']}"
+            _diagnosis_event(session, job, "warn", message, finding)
+    if final and rows:
+        names = ", ".join(diagnosis.kinds(found)) or "no problem found"
+        _diagnosis_event(session, job, "info", f"Final diagnosis: {names}", found)
+
+
+def _diagnosis_event(
+    session: Session, job: Job, level: str, message: str, data: dict[str, Any]
+) -> None:
+    event = JobEvent(
+        job_id=job.id, source="ftq", level=level, type="diagnosis", message=message, data=data
+    )
+    session.add(event)
+
+
+def _store_metrics(session: Session, job: Job, points: Sequence[dict[str, Any]]) -> int:
     by_step: dict[int, dict[str, Any]] = {}
     for point in points:
         by_step.setdefault(int(point["step"]), point)
     known = repository.known_steps(session, job.id, by_step)
+    added = 0
     for step, point in by_step.items():
         if step in known:
             continue
+        added += 1
         values = {name: _number(point.get(name)) for name in METRIC_FIELDS}
         total = values.pop("total_steps")
         session.add(
             JobMetric(job_id=job.id, step=step, total_steps=int(total) if total else None, **values)
         )
     session.flush()
+    return added
 
 
 def _number(value: Any) -> float | None:

@@ -31,6 +31,9 @@ class Eval(CreatedAtMixin, Base):
     # A record of the source, not a foreign key: items are copied in, so the dataset may go.
     dataset_id: Mapped[str] = mapped_column(String(40))
     grader: Mapped[str] = mapped_column(String(20))
+    # The grader's settings, as accepted at creation: {"pattern": ...} for regex,
+    # {"schema": {...}} for json_schema (null for the graders that need none).
+    grader_config: Mapped[dict[str, Any] | None] = mapped_column(nullable=True)
     models: Mapped[list[Any]] = mapped_column(default=list)
     provider: Mapped[str] = mapped_column(String(40))
     max_items: Mapped[int | None] = mapped_column(nullable=True)

@@ -24,5 +24,6 @@ class EvalOutput(Base):
     output: Mapped[str | None] = mapped_column(Text, nullable=True)
     score: Mapped[float | None] = mapped_column(nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)  # the judge's, if judged
     attempts: Mapped[int] = mapped_column(default=1)
     completed_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -69,6 +69,8 @@ class Job(CreatedAtMixin, Base):
     # The eval asked for when the job succeeds (ftq.shared.evals.schemas.JobEvalRequest) and its id.
     eval_request: Mapped[dict[str, Any] | None] = mapped_column(nullable=True)
     eval_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    # Training diagnosis of its metrics (ftq.shared.jobs.diagnosis), recomputed as steps arrive.
+    diagnosis: Mapped[dict[str, Any] | None] = mapped_column(nullable=True)
     started_at: Mapped[datetime | None] = mapped_column(nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(nullable=True)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

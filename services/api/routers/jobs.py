@@ -1,10 +1,10 @@
-"""Jobs: create, list, read, cancel, pause, resume, events, metrics, checkpoints, result file."""
+"""Jobs: create, list, read, cancel, pause, resume, retry, events, metrics, checkpoints, results."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Body, Query, Response, status
 from fastapi.responses import StreamingResponse
 
 from ftq.services.api.deps import AfterQuery, LimitQuery, SessionDep, TeamDep
@@ -17,6 +17,7 @@ from ftq.shared.jobs.schemas import (
     Job,
     JobCreate,
     JobEvent,
+    JobRetry,
     JobStatus,
     MetricPoint,
     check_provider_settings,
@@ -82,6 +83,25 @@ def resume_job(job_id: str, session: SessionDep, team: TeamDep) -> Job:
     job = service.request_control(session, team, job_id, "resume")
     commit(session)
     return service.to_schema(session, job)
+
+
+@router.post("/{job_id}/retry", status_code=status.HTTP_201_CREATED, response_model=Job)
+def retry_job(
+    job_id: str,
+    session: SessionDep,
+    team: TeamDep,
+    idempotency: IdempotencyDep,
+    data: Annotated[JobRetry | None, Body()] = None,
+) -> Job | Response:
+    """A new job on a finished job's data with the diagnosis's suggestion (or the body's
+    hyperparameters); 409 while the job has not finished."""
+    data = data or JobRetry()
+    if (replay := idempotency.begin(session, data)) is not None:
+        return replay
+    job = service.to_schema(session, service.retry(session, team, job_id, data))
+    idempotency.save(session, status.HTTP_201_CREATED, job)
+    commit(session)
+    return job
 
 
 @router.get("/{job_id}/events", response_model=Page[JobEvent])

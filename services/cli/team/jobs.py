@@ -120,6 +120,13 @@ def _finish(job: dict[str, Any], as_json: bool, *, watched: bool) -> None:
 
 
 def _summary(job: dict[str, Any]) -> None:
+    findings = (job.get("diagnosis") or {}).get("findings") or []
+    if findings:  # before the last line, which names the fine-tuned model
+        console.print("[bold]diagnosis[/]:", soft_wrap=True)
+        for finding in findings:
+            console.print(f"  {_finding_line(finding)}", soft_wrap=True, markup=False)
+    elif job.get("diagnosis"):
+        console.print("diagnosis: no problem found")
     if job["status"] == "succeeded":
         console.print(
             f"[green bold]succeeded[/]: fine-tuned model [bold]{job['fine_tuned_model']}[/]"
@@ -155,11 +162,17 @@ def _watch(
     with Progress(*columns, console=console, disable=quiet) as progress:
         task = progress.add_task("job", total=None, status="", loss="")
         seen = None
+        diagnosed: set[str] = set()
         while True:
             job = dict(client.request("GET", f"/v1/jobs/{job_id}"))
             if job["status"] != seen and not quiet:
                 progress.console.print(_status_line(job))
             seen = job["status"]
+            for finding in (job.get("diagnosis") or {}).get("findings") or []:
+                if finding["kind"] not in diagnosed and not quiet:
+                    line = f"{time.strftime('%H:%M:%S')} diagnosis {_finding_line(finding)}"
+                    progress.console.print(line, soft_wrap=True, markup=False)
+                diagnosed.add(finding["kind"])
             progress.update(task, status=job["status"])
             if job["status"] in ("running", "succeeded"):
                 _show_metrics(client, job_id, progress, task)
@@ -180,6 +193,17 @@ def _watch(
             f"eval of job {job_id}",
         )
     return job
+
+
+def _finding_line(finding: dict[str, Any]) -> str:
+    """`overfitting: <message> (steps 17-48; next run: n_epochs=2)`."""
+    steps = (finding.get("evidence") or {}).get("steps") or []
+    where = (
+        f"steps {steps[0]}-{steps[-1]}" if len(steps) > 1 else f"step {steps[0]}" if steps else ""
+    )
+    change = ", ".join(f"{k}={v}" for k, v in (finding.get("suggestion") or {}).items())
+    detail = "; ".join(part for part in (where, f"next run: {change}" if change else "") if part)
+    return f"{finding['kind']}: {finding['message']}" + (f" ({detail})" if detail else "")
 
 
 def _eval_pending(job: dict[str, Any]) -> bool:

@@ -67,7 +67,8 @@ def jobs_table(items: list[dict[str, Any]]) -> Table:
 
 
 def eval_table(ev: dict[str, Any]) -> Table:
-    """Models side by side: items scored, score, errors, difference to the first model."""
+    """Models side by side: items scored, score and its 95% interval, errors, difference to the
+    first model with its paired interval, items improved/regressed, and whether that is noise."""
     table = Table(
         title=f"Eval {ev.get('id', '')} on {ev.get('dataset', '')}: grader {ev.get('grader')}",
         title_justify="left",
@@ -76,8 +77,12 @@ def eval_table(ev: dict[str, Any]) -> Table:
         ("model", "left"),
         ("n", "right"),
         ("score", "right"),
+        ("95% CI", "right"),
         ("errors", "right"),
         ("diff", "right"),
+        ("diff 95% CI", "right"),
+        ("items +/-", "right"),
+        ("note", "left"),
     ):
         table.add_column(column, justify=justify, overflow="fold")  # type: ignore[arg-type]
     results = ev.get("results") or []
@@ -85,10 +90,38 @@ def eval_table(ev: dict[str, Any]) -> Table:
     for i, r in enumerate(results):
         score = r.get("score")
         delta = "" if i == 0 or score is None or base is None else f"{score - base:+.4f}"
+        comparison = r.get("comparison") or {}
+        diff_ci, moved, note = "", "", ""
+        if i and comparison:
+            diff_ci = _span(comparison.get("interval"), signed=True)
+            moved = f"+{comparison.get('improved', 0)}/-{comparison.get('regressed', 0)}"
+            if comparison.get("interval") is not None:
+                note = (
+                    "[green]beyond noise[/green]"
+                    if comparison.get("significant")
+                    else "[yellow]difference within noise[/yellow]"
+                )
         table.add_row(
-            r["model"], str(r.get("n", "-")), number(score), str(r.get("errors", 0)), delta
+            r["model"],
+            str(r.get("n", "-")),
+            number(score),
+            _span(r.get("interval")),
+            str(r.get("errors", 0)),
+            delta,
+            diff_ci,
+            moved,
+            note,
         )
     return table
+
+
+def _span(bounds: list[float] | None, *, signed: bool = False) -> str:
+    """An interval as low-high, or "low to high" for signed differences (a dash when none)."""
+    if not bounds:
+        return "-"
+    if signed:
+        return f"{bounds[0]:+.3f} to {bounds[1]:+.3f}"
+    return f"{bounds[0]:.3f}-{bounds[1]:.3f}"
 
 
 def _when(value: str | None) -> str:

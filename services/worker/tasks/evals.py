@@ -4,6 +4,8 @@
   it has not answered yet (bounded pool, rate limit per provider, retries), store answers as they
   come, and finish: a rerun after a crash asks only what is missing. A run that reaches its time
   budget hands on to a fresh task, well inside Celery's time limit.
+  With grader `judge`, each answer is then graded by the eval's judge model (same retries and
+  rate limit, per the judge's provider) before it is stored.
 - `evals.sweep` (beat): run again the unfinished evals whose lease lapsed (their worker died).
 """
 
@@ -60,22 +62,38 @@ def _run_claimed(eval_id: str, token: str) -> str:
         plan = service.plan(session, eval_id)
     if plan is None:
         return "finished"
+    judge = (plan.grader_config or {}).get("judge") if plan.grader == "judge" else None
+    names = set(plan.providers.values()) | ({judge["provider"]} if judge else set())
     try:
-        providers = _providers_for(eval_id, set(plan.providers.values()))
+        providers = _providers_for(eval_id, names)
     except CredentialRevoked as exc:
         _fail(eval_id, token, "provider_unavailable", exc.message)
         return "failed"
     policy = runner.RetryPolicy(settings.eval_max_retries, settings.eval_max_backoff_seconds)
 
+    def limiter(name: str) -> runner.RateLimiter:
+        rate = settings.eval_provider_rps.get(name, settings.eval_requests_per_second)
+        return runner.limiter_for(name, rate)
+
     def ask_one(work: runner.Work) -> runner.Answer:
         name = plan.providers[work.model]
-        rate = settings.eval_provider_rps.get(name, settings.eval_requests_per_second)
-        return runner.ask(
+        answer = runner.ask(
             providers[name],
             work,
-            limiter=runner.limiter_for(name, rate),
+            limiter=limiter(name),
             policy=policy,
             max_tokens=settings.eval_max_tokens,
+        )
+        if judge is None:
+            return answer
+        return runner.judged(
+            providers[judge["provider"]],
+            judge,
+            answer,
+            service.last_user_text(work.messages),
+            plan.references.get(work.index, []),
+            limiter=limiter(judge["provider"]),
+            policy=policy,
         )
 
     finished = runner.run_all(
@@ -106,7 +124,9 @@ def _providers_for(eval_id: str, names: set[str]) -> dict[str, Provider]:
 
 def _store(eval_id: str, token: str, plan: service.RunPlan, answers: list[runner.Answer]) -> bool:
     with session_scope() as session:
-        return service.record(session, eval_id, token, answers, plan.references, plan.grader)
+        return service.record(
+            session, eval_id, token, answers, plan.references, plan.grader, plan.grader_config
+        )
 
 
 def _fail(eval_id: str, token: str, code: str, message: str) -> None:

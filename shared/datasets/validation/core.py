@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from time import perf_counter
@@ -16,12 +18,22 @@ from ftq.shared.datasets.tokens import count_source
 from ftq.shared.datasets.validation.dedupe import Deduper
 from ftq.shared.datasets.validation.findings import FindingLog
 from ftq.shared.datasets.validation.lines import RangeConfig, RangeResult, detect_format
-from ftq.shared.datasets.validation.parallel import default_workers, plan, run_ranges
-from ftq.shared.datasets.validation.reader import iter_lines
+from ftq.shared.datasets.validation.parallel import _pool, default_workers, plan, run_ranges
+from ftq.shared.datasets.validation.quality import (
+    QualityConfig,
+    QualityIndex,
+    QualityPart,
+    QualityPass,
+    quality_warnings,
+    validate_range_quality,
+)
+from ftq.shared.datasets.validation.reader import ByteRange, iter_lines
 from ftq.shared.datasets.validation.report import (
     MAX_LISTED,
     Format,
+    Overlap,
     Purpose,
+    Quality,
     TokenStats,
     ValidationReport,
 )
@@ -76,8 +88,95 @@ def validate_file(
     model: str | None = None,
     purpose: str = "fine-tune",
     workers: int | None = None,
+    quality: bool = True,
 ) -> ValidationReport:
-    """Check a JSONL dataset for `model` and `purpose` (fine-tune or eval) and report."""
+    """Check a JSONL dataset for `model` and `purpose` (fine-tune or eval) and report.
+
+    With `quality` (the default) the same pass also fills the report's `quality` section.
+    """
+    report, index = _validate(
+        path, model, purpose, workers, QualityConfig.from_settings() if quality else None
+    )
+    if index is not None:
+        index.close()
+    return report
+
+
+def validate_pair(
+    train: Path,
+    valid: Path,
+    *,
+    model: str | None = None,
+    workers: int | None = None,
+) -> tuple[ValidationReport, ValidationReport]:
+    """Validate a training file and its validation file; the training report's quality section
+    also holds their overlap (exact and near), by validation line."""
+    config = QualityConfig.from_settings()
+    train_report, train_index = _validate(train, model, "fine-tune", workers, config)
+    try:
+        valid_report, valid_index = _validate(valid, model, "fine-tune", workers, config)
+        try:
+            assert train_index is not None and valid_index is not None
+            overlap = train_index.overlap(valid_index)
+        finally:
+            if valid_index is not None:
+                valid_index.close()
+    finally:
+        if train_index is not None:
+            train_index.close()
+    if train_report.quality is not None:
+        train_report.quality.overlap = overlap
+        train_report.quality.warnings = quality_warnings(train_report.quality)
+    return train_report, valid_report
+
+
+def overlap_files(train: Path, valid: Path) -> Overlap:
+    """The validation examples that repeat training ones, by a quality-only pass over both
+    files (no tokenizer): what a job with both datasets checks on creation."""
+    config = QualityConfig.from_settings()
+    train_index = _quality_only(Path(train), config)
+    try:
+        valid_index = _quality_only(Path(valid), config)
+        try:
+            return train_index.overlap(valid_index)
+        finally:
+            valid_index.close()
+    finally:
+        train_index.close()
+
+
+def _quality_only(path: Path, config: QualityConfig, chunk: int = 10_000) -> QualityIndex:
+    """A file's quality index from parsing alone, folded in chunks so memory stays flat."""
+    fmt = sniff_format(path)
+    index = QualityIndex(config)
+    feed = QualityPass(config, fmt)
+    try:
+        for ln, raw in enumerate(iter_lines(path), 1):
+            try:
+                obj = orjson.loads(raw.removeprefix(b"\xef\xbb\xbf"))
+            except orjson.JSONDecodeError:
+                continue
+            found = (detect_format(obj) or fmt) if type(obj) is dict else None
+            if found:
+                feed.example(obj, found, ln, None)
+                if len(feed.part.lines) >= chunk:
+                    index.add(feed.part, 0)
+                    feed = QualityPass(config, fmt)
+        index.add(feed.part, 0)
+    except BaseException:
+        index.close()
+        raise
+    return index
+
+
+def _validate(
+    path: Path,
+    model: str | None,
+    purpose: str,
+    workers: int | None,
+    quality: QualityConfig | None,
+) -> tuple[ValidationReport, QualityIndex | None]:
+    """The report and, with `quality`, the file's quality index (the caller closes it)."""
     started = perf_counter()
     if purpose not in PURPOSES:
         raise ValueError(f"purpose must be one of {', '.join(PURPOSES)}, not {purpose!r}")
@@ -88,16 +187,44 @@ def validate_file(
     config = RangeConfig(str(path), info.encoding, info.context, purpose, file_format, info.vision)
     n_workers = workers or default_workers()
     merged = Merged()
+    index = QualityIndex(quality) if quality is not None else None
+    section: Quality | None = None
     try:
-        for result in run_ranges(config, plan(path, size, n_workers), n_workers):
-            merged.add(result)
+        ranges = plan(path, size, n_workers)
+        if index is None or quality is None:
+            for result in run_ranges(config, ranges, n_workers):
+                merged.add(result)
+        else:
+            for result, part in _run_quality_ranges(config, quality, ranges, n_workers):
+                index.add(part, merged.n_lines)
+                merged.add(result)
+            section = index.quality()
         _duplicates(merged)
+    except BaseException:
+        if index is not None:
+            index.close()
+        raise
     finally:
         merged.dedupe.close()
     _file_rules(merged, info, purpose, file_format)
     report = _report(merged, info, purpose, file_format, size)
+    report.quality = section
     report.elapsed_seconds = round(perf_counter() - started, 3)
-    return report
+    return report, index
+
+
+def _run_quality_ranges(
+    config: RangeConfig, quality: QualityConfig, ranges: list[ByteRange], workers: int
+) -> Iterator[tuple[RangeResult, QualityPart]]:
+    """`run_ranges` with the quality pass: results of every range, in file order."""
+    if workers <= 1 or len(ranges) <= 1 or multiprocessing.current_process().daemon:
+        for rng in ranges:
+            yield validate_range_quality(config, rng, quality)
+        return
+    with _pool(config.encoding, min(workers, len(ranges))) as pool:
+        futures = [pool.submit(validate_range_quality, config, rng, quality) for rng in ranges]
+        for future in futures:
+            yield future.result()
 
 
 def sniff_format(path: Path) -> str | None:

@@ -58,6 +58,75 @@ class Histogram(BaseModel):
     counts: list[int] = Field(default_factory=list)
 
 
+class QualityCheck(BaseModel):
+    """One quality check: how many examples it concerns and the first lines (1-based).
+
+    For duplicates, conflicts and overlap, `matches[i]` is the earlier (or training) line that
+    `lines[i]` repeats or contradicts.
+    """
+
+    count: int = 0
+    lines: list[int] = Field(default_factory=list)
+    matches: list[int] = Field(default_factory=list)
+    truncated: bool = False
+
+
+class LengthOutliers(QualityCheck):
+    """Examples whose token count lies over `k` median absolute deviations from the median."""
+
+    k: float = 6.0
+    median_tokens: float | None = None
+    mad_tokens: float | None = None
+    low: float | None = None
+    high: float | None = None
+
+
+class AnswerBalance(BaseModel):
+    """Counts of the final answers when they look like class labels (short, few distinct)."""
+
+    classification_like: bool = False
+    n_labels: int = 0
+    counts: dict[str, int] = Field(default_factory=dict)
+    majority: str | None = None
+    majority_share: float | None = None
+    threshold: float | None = None
+    imbalanced: bool = False
+
+
+class Diversity(BaseModel):
+    """Distinct word n-grams over all word n-grams, of the prompts and of the answers."""
+
+    ngram: int = 3
+    prompt_ngram_share: float | None = None
+    answer_ngram_share: float | None = None
+
+
+class Overlap(BaseModel):
+    """Validation examples that repeat training ones: `lines` are the validation file's lines,
+    `matches` the training file's."""
+
+    n_validation_examples: int = 0
+    exact: QualityCheck = Field(default_factory=QualityCheck)
+    near: QualityCheck = Field(default_factory=QualityCheck)
+    leaked: bool = False
+
+
+class Quality(BaseModel):
+    """Dataset quality: warnings only, they never make a report invalid."""
+
+    n_examples: int = 0
+    near_duplicate_threshold: float = 0.8
+    exact_duplicates: QualityCheck = Field(default_factory=QualityCheck)
+    near_duplicates: QualityCheck = Field(default_factory=QualityCheck)
+    conflicting_answers: QualityCheck = Field(default_factory=QualityCheck)
+    empty_answers: QualityCheck = Field(default_factory=QualityCheck)
+    length_outliers: LengthOutliers = Field(default_factory=LengthOutliers)
+    answer_balance: AnswerBalance = Field(default_factory=AnswerBalance)
+    diversity: Diversity = Field(default_factory=Diversity)
+    overlap: Overlap | None = None
+    warnings: list[Finding] = Field(default_factory=list)
+
+
 class ValidationReport(BaseModel):
     """Everything wrong with a dataset, its token statistics and what training would cost."""
 
@@ -83,3 +152,4 @@ class ValidationReport(BaseModel):
     price_per_1m_tokens: float | None = None
     estimated_cost_usd: float | None = None
     elapsed_seconds: float = 0.0
+    quality: Quality | None = None
