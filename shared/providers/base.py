@@ -59,6 +59,36 @@ class ProviderUnavailable(ProviderError):
     """The provider will not run fine-tuning for us (403 on create): fail, never retry."""
 
 
+RETRY_AFTER_CAP = 1800.0
+
+
+def classify_status(
+    status: int | None, message: str, code: str | None, headers: Any = None
+) -> ProviderError:
+    """An HTTP error answer as ftq's retry / reject / unavailable classes (any provider)."""
+    if status == 403:
+        return ProviderUnavailable(message, code=code or "permission_denied", status=status)
+    if status in (408, 409, 429) or (status is not None and status >= 500):
+        wait = retry_after_seconds(headers)
+        return ProviderRetryable(message, code=code, status=status, retry_after=wait)
+    return ProviderRejected(message, code=code, status=status)
+
+
+def retry_after_seconds(headers: Any) -> float | None:
+    """`retry-after-ms` or `retry-after` (seconds) of an answer's headers, capped."""
+    if headers is None:
+        return None
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value is None:
+            continue
+        try:
+            return min(max(float(value) * scale, 0.0), RETRY_AFTER_CAP)
+        except ValueError:
+            continue
+    return None
+
+
 @dataclass(frozen=True)
 class JobSpec:
     """What ftq asks a provider to run."""

@@ -30,14 +30,13 @@ from ftq.shared.providers.base import (
     ProviderJob,
     ProviderRejected,
     ProviderRetryable,
-    ProviderUnavailable,
+    classify_status,
 )
 
 EVENT_PAGE = 100
 JOB_PAGE = 100
 FILE_PAGE = 100
 FILE_PAGES_SEARCHED = 3  # an upload lost to a crash is among the newest 300 files
-RETRY_AFTER_CAP = 1800.0
 
 
 class OpenAIProvider(ProviderBase):
@@ -282,14 +281,10 @@ def classify(exc: openai.APIError) -> Exception:
     """Turn an SDK error into ftq's retry / reject / unavailable classes."""
     if isinstance(exc, openai.APIConnectionError):
         return ProviderRetryable(f"provider unreachable: {type(exc).__name__}")
+    response = getattr(exc, "response", None)
+    headers = response.headers if response is not None else None
     status = getattr(exc, "status_code", None)
-    code = getattr(exc, "code", None)
-    message = _message(exc)
-    if status == 403:
-        return ProviderUnavailable(message, code=code or "permission_denied", status=status)
-    if status in (408, 409, 429) or (status is not None and status >= 500):
-        return ProviderRetryable(message, code=code, status=status, retry_after=_retry_after(exc))
-    return ProviderRejected(message, code=code, status=status)
+    return classify_status(status, _message(exc), getattr(exc, "code", None), headers)
 
 
 def _message(exc: openai.APIError) -> str:
@@ -301,23 +296,6 @@ def _message(exc: openai.APIError) -> str:
         if isinstance(inner, str):
             return inner
     return str(exc.message)
-
-
-def _retry_after(exc: openai.APIError) -> float | None:
-    """`retry-after-ms` or `retry-after` (seconds) of a response, capped."""
-    response = getattr(exc, "response", None)
-    if response is None:
-        return None
-    headers = response.headers
-    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
-        value = headers.get(name)
-        if value is None:
-            continue
-        try:
-            return min(max(float(value) * scale, 0.0), RETRY_AFTER_CAP)
-        except ValueError:
-            continue
-    return None
 
 
 def to_job(job: Any) -> ProviderJob:

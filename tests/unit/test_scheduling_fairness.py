@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -181,10 +181,10 @@ def test_concurrent_schedulers_never_hand_out_a_slot_twice(
         reset_settings()
 
 
-def test_parallel_creates_across_teams_at_their_limit_never_pass_max_active_jobs(
-    engine: Engine,
-) -> None:
-    """64 creates at once from four teams allowed two unfinished jobs each: eight jobs in all."""
+def _parallel_creates(
+    label: str, prepare: Callable[[Team], Dataset], refusal: str
+) -> tuple[list[str], list[str], Callable[[], None]]:
+    """Four teams set up by `prepare`, 16 creates each at once: (outcomes, team ids, cleanup)."""
     from concurrent.futures import ThreadPoolExecutor
 
     from ftq.shared.errors import QuotaExceeded
@@ -193,11 +193,10 @@ def test_parallel_creates_across_teams_at_their_limit_never_pass_max_active_jobs
     make, tag = get_sessionmaker(), uuid.uuid4().hex[:8]
     with make() as db:
         first_outbox = db.scalar(select(func.coalesce(func.max(OutboxMessage.id), 0)))
-        teams = [team_row(db, f"limit-{tag}-{n}")[0] for n in range(4)]
+        teams = [team_row(db, f"{label}-{tag}-{n}")[0] for n in range(4)]
         datasets = {}
         for team in teams:
-            team.max_active_jobs = 2
-            dataset = _dataset(team, "validating")
+            dataset = prepare(team)
             db.add(dataset)
             datasets[team.id] = dataset.id
         db.commit()
@@ -213,27 +212,80 @@ def test_parallel_creates_across_teams_at_their_limit_never_pass_max_active_jobs
             try:
                 service.create(db, team, request)
             except QuotaExceeded as refused:
-                assert refused.code == "max_active_jobs"
+                assert refused.code == refusal, refused.message
                 return "refused"
             db.commit()
             return "created"
 
-    try:
-        with ThreadPoolExecutor(max_workers=64) as pool:
-            outcomes = list(pool.map(create, [t for t in team_ids for _ in range(16)]))
-        assert outcomes.count("created") == 8, outcomes
-        with make() as db:
-            per_team = db.execute(
-                select(Job.team_id, func.count())
-                .where(Job.team_id.in_(team_ids))
-                .group_by(Job.team_id)
-            ).all()
-        assert sorted(count for _, count in per_team) == [2, 2, 2, 2]
-    finally:
+    def cleanup() -> None:
         with make() as db:
             db.execute(delete(Team).where(Team.id.in_(team_ids)))
             db.execute(delete(OutboxMessage).where(OutboxMessage.id > first_outbox))
             db.commit()
+
+    try:
+        with ThreadPoolExecutor(max_workers=64) as pool:
+            outcomes = list(pool.map(create, [t for t in team_ids for _ in range(16)]))
+    except BaseException:
+        cleanup()
+        raise
+    return outcomes, team_ids, cleanup
+
+
+def _jobs_per_team(team_ids: list[str]) -> list[int]:
+    with get_sessionmaker()() as db:
+        rows = db.execute(
+            select(Job.team_id, func.count()).where(Job.team_id.in_(team_ids)).group_by(Job.team_id)
+        ).all()
+    return sorted(count for _, count in rows)
+
+
+def test_parallel_creates_across_teams_at_their_limit_never_pass_max_active_jobs(
+    engine: Engine,
+) -> None:
+    """64 creates at once from four teams allowed two unfinished jobs each: eight jobs in all."""
+
+    def prepare(team: Team) -> Dataset:
+        team.max_active_jobs = 2
+        return _dataset(team, "validating")
+
+    outcomes, team_ids, cleanup = _parallel_creates("limit", prepare, "max_active_jobs")
+    try:
+        assert outcomes.count("created") == 8, outcomes
+        assert _jobs_per_team(team_ids) == [2, 2, 2, 2]
+    finally:
+        cleanup()
+
+
+def test_parallel_creates_across_teams_at_their_budget_never_overspend(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """64 creates at once from four teams whose monthly budget buys three jobs: twelve in all,
+    then the scheduler admits them alternating teams."""
+
+    def prepare(team: Team) -> Dataset:
+        team.max_active_jobs, team.monthly_budget_usd = 64, 3.5  # $1 a job: three fit
+        dataset = _dataset(team, "ready")
+        dataset.n_examples = 20
+        dataset.report = {"estimated_cost_usd": 1.0, "auto_n_epochs": 3}
+        return dataset
+
+    monkeypatch.setenv("FTQ_PROVIDER_CAPACITY", '{"emulator": 8}')
+    reset_settings()
+    outcomes, team_ids, cleanup = _parallel_creates("budget", prepare, "budget_exceeded")
+    try:
+        assert outcomes.count("created") == 12, outcomes
+        assert _jobs_per_team(team_ids) == [3, 3, 3, 3]
+        with get_sessionmaker()() as db:
+            admitted = scheduling.schedule(db, "emulator", MODEL)
+            firsts = [job.team_id for job in admitted[: len(team_ids)]]
+            db.rollback()
+        assert len(admitted) == 8
+        assert sorted(firsts) == sorted(team_ids), "the first slots go one per team"
+    finally:
+        monkeypatch.undo()
+        reset_settings()
+        cleanup()
 
 
 def _dataset(team: Team, status: str) -> Dataset:
@@ -248,72 +300,3 @@ def _dataset(team: Team, status: str) -> Dataset:
         status=status,
         provider_files={},
     )
-
-
-def test_parallel_creates_across_teams_at_their_budget_never_overspend(
-    engine: Engine, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """64 creates at once from four teams whose monthly budget buys three jobs: twelve in all,
-    then the scheduler admits them alternating teams."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from ftq.shared.errors import QuotaExceeded
-    from ftq.shared.jobs.schemas import JobCreate
-
-    monkeypatch.setenv("FTQ_PROVIDER_CAPACITY", '{"emulator": 8}')
-    reset_settings()
-    make, tag = get_sessionmaker(), uuid.uuid4().hex[:8]
-    with make() as db:
-        first_outbox = db.scalar(select(func.coalesce(func.max(OutboxMessage.id), 0)))
-        teams = [team_row(db, f"budget-{tag}-{n}")[0] for n in range(4)]
-        datasets = {}
-        for team in teams:
-            team.max_active_jobs, team.monthly_budget_usd = 64, 3.5  # $1 a job: three fit
-            dataset = _dataset(team, "ready")
-            dataset.n_examples = 20
-            dataset.report = {"estimated_cost_usd": 1.0, "auto_n_epochs": 3}
-            db.add(dataset)
-            datasets[team.id] = dataset.id
-        db.commit()
-        team_ids = [team.id for team in teams]
-    barrier = threading.Barrier(64)
-
-    def create(team_id: str) -> str:
-        barrier.wait(30)
-        with make() as db:
-            team = db.get(Team, team_id)
-            assert team is not None
-            request = JobCreate(model=MODEL, training_dataset=datasets[team_id])
-            try:
-                service.create(db, team, request)
-            except QuotaExceeded as refused:
-                assert refused.code == "budget_exceeded", refused.message
-                return "refused"
-            db.commit()
-            return "created"
-
-    try:
-        with ThreadPoolExecutor(max_workers=64) as pool:
-            outcomes = list(pool.map(create, [t for t in team_ids for _ in range(16)]))
-        assert outcomes.count("created") == 12, outcomes
-        with make() as db:
-            per_team = dict(
-                db.execute(
-                    select(Job.team_id, func.count())
-                    .where(Job.team_id.in_(team_ids))
-                    .group_by(Job.team_id)
-                ).all()
-            )
-            assert sorted(per_team.values()) == [3, 3, 3, 3]
-            admitted = scheduling.schedule(db, "emulator", MODEL)
-            firsts = [job.team_id for job in admitted[: len(team_ids)]]
-            db.rollback()
-        assert len(admitted) == 8
-        assert sorted(firsts) == sorted(team_ids), "the first slots go one per team"
-    finally:
-        monkeypatch.undo()
-        reset_settings()
-        with make() as db:
-            db.execute(delete(Team).where(Team.id.in_(team_ids)))
-            db.execute(delete(OutboxMessage).where(OutboxMessage.id > first_outbox))
-            db.commit()

@@ -32,11 +32,10 @@ from ftq.shared.providers.base import (
     ProviderJob,
     ProviderRejected,
     ProviderRetryable,
-    ProviderUnavailable,
+    classify_status,
 )
 from ftq.shared.providers.together import mapping
 
-RETRY_AFTER_CAP = 1800.0
 JOB_PAGE = 100
 
 
@@ -275,14 +274,7 @@ def _link_or_copy(source: Path, target: Path) -> None:
 
 def classify(exc: together.APIStatusError) -> ProviderError:
     """An HTTP error as ftq's retry / reject / unavailable classes."""
-    status = exc.status_code
-    message = _message(exc)
-    code = _code(exc)
-    if status == 403:
-        return ProviderUnavailable(message, code=code or "permission_denied", status=status)
-    if status in (408, 409, 429) or status >= 500:
-        return ProviderRetryable(message, code=code, status=status, retry_after=_retry_after(exc))
-    return ProviderRejected(message, code=code, status=status)
+    return classify_status(exc.status_code, _message(exc), _code(exc), exc.response.headers)
 
 
 def _error_body(exc: together.APIStatusError) -> dict[str, Any]:
@@ -301,17 +293,3 @@ def _message(exc: together.APIStatusError) -> str:
 def _code(exc: together.APIStatusError) -> str | None:
     code = _error_body(exc).get("code")
     return str(code) if code else None
-
-
-def _retry_after(exc: together.APIStatusError) -> float | None:
-    """`retry-after-ms` or `retry-after` (seconds) of the answer, capped."""
-    headers = exc.response.headers
-    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
-        value = headers.get(name)
-        if value is None:
-            continue
-        try:
-            return min(max(float(value) * scale, 0.0), RETRY_AFTER_CAP)
-        except ValueError:
-            continue
-    return None
