@@ -24,6 +24,7 @@ from datetime import date
 from typing import Literal
 
 from ftq.shared.errors import BadRequest, Unprocessable
+from ftq.shared.settings import Settings
 
 Method = Literal["supervised", "dpo"]
 DataFormat = Literal["chat", "completion"]
@@ -307,6 +308,22 @@ EQUIVALENTS: dict[str, tuple[str, ...]] = {
     "gpt-4o-2024-08-06": _LARGE_OPEN,
     "gpt-4.1-2025-04-14": _LARGE_OPEN,
 }
+
+
+def default_model(provider: str) -> str:
+    """The provider's newest chat model with no announced shutdown.
+
+    The catalog lists each provider's models newest first; OpenAI's doubles (the emulator, Azure)
+    follow OpenAI's table. A model with a retirement date is never the default, however far off.
+    """
+    candidates = provider_models(provider) or list_models()
+    open_models = [m for m in candidates if m.format == "chat" and m.shutdown is None]
+    return (open_models or candidates)[0].name
+
+
+def configured_default_model(settings: Settings) -> str:
+    """`FTQ_DEFAULT_MODEL`, or the default provider's newest open model."""
+    return settings.default_model or default_model(settings.provider)
 
 
 def equivalents(name: str) -> tuple[str, ...]:

@@ -78,6 +78,12 @@ class Settings(BaseSettings):
     public_url: str | None = None
 
     database_url: str | None = None
+    # Connections kept per process: at least the API's thread pool's busy share, so a burst does
+    # not open and close overflow connections (a Postgres backend start costs more than a query).
+    database_pool_size: int = Field(default=30, ge=1, le=200)
+    database_max_overflow: int = Field(default=10, ge=0, le=200)
+    # Threads per API process for its synchronous routes (anyio's default is 40).
+    api_threads: int = Field(default=40, ge=1, le=400)
     broker_url: str = "memory://"
     embedded_worker: bool | None = None
     worker_concurrency: int = 4
@@ -89,7 +95,8 @@ class Settings(BaseSettings):
     max_upload_bytes: int = 512 * 1024 * 1024
 
     provider: str = "emulator"  # emulator, openai, azure-openai (see ftq.shared.providers.registry)
-    default_model: str = "gpt-4o-mini-2024-07-18"
+    # None: the default provider's newest open model (ftq.shared.catalog.default_model).
+    default_model: str | None = None
     emulator_url: str | None = None
     emulator_speed: float = 60.0
     openai_api_key: SecretStr | None = Field(default=None)

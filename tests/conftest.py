@@ -36,6 +36,9 @@ os.environ.update(
         "FTQ_EMBEDDED_WORKER": "false",
         "FTQ_WEBHOOK_ALLOW_HOSTS": '["127.0.0.1", "localhost"]',
         "FTQ_PROVIDER": "emulator",
+        # The fixtures' length checks need a model with a published context; the catalog's
+        # own default (tests/unit/test_catalog.py) has none.
+        "FTQ_DEFAULT_MODEL": "gpt-4o-mini-2024-07-18",
         # Exact queue positions in every test (tests/unit/test_queue_position_cache.py covers
         # the per-process cache itself).
         "FTQ_QUEUE_POSITION_CACHE_SECONDS": "0",
@@ -47,7 +50,7 @@ from sqlalchemy import Engine  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
 from ftq.services.api import uow  # noqa: E402
-from ftq.services.api.deps import get_session  # noqa: E402
+from ftq.services.api.deps import get_read_session, get_session  # noqa: E402
 from ftq.services.api.main import create_app  # noqa: E402
 from ftq.shared import wiring  # noqa: E402
 from ftq.shared.db import make_engine  # noqa: E402
@@ -106,5 +109,6 @@ def client(session: Session, sent_tasks: SentTasks) -> Iterator[TestClient]:
     """The API over HTTP, sharing the test's session."""
     app = create_app()
     app.dependency_overrides[get_session] = lambda: session
+    app.dependency_overrides[get_read_session] = lambda: session
     with TestClient(app, raise_server_exceptions=False) as test_client:
         yield test_client

@@ -6,6 +6,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from anyio import to_thread
 from fastapi import FastAPI
 
 from ftq.services.api import errors
@@ -25,6 +26,7 @@ from ftq.services.api.routers import (
     openai_models,
     provider_credentials,
     provider_webhooks,
+    sweeps,
     teams,
     webhooks,
 )
@@ -45,6 +47,7 @@ ROUTERS = (
     webhooks,
     provider_credentials,
     evals,
+    sweeps,
     provider_webhooks,
     openai_files,
     openai_jobs,
@@ -60,6 +63,8 @@ def _embedded_lifespan(settings: Settings):  # type: ignore[no-untyped-def]
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         if not is_configured():  # at startup, not import: CLI commands keep their plain output
             configure_logging("api", settings=settings)
+        # Sync routes run on this many threads; more only contend for the GIL and the pool.
+        to_thread.current_default_thread_limiter().total_tokens = settings.api_threads
         if settings.is_sqlite:
             from ftq.shared.migrate import upgrade
 

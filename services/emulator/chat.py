@@ -8,6 +8,10 @@ Rule, for the last user message of a request:
 - otherwise an `ft:` model replies with the answer taught for the most similar trained prompt
   (most shared words), so it imitates the trained style on unseen prompts of the same kind;
 - otherwise the reply is a fixed sentence naming the model and a hash of the prompt.
+A checkpoint (or a final model) of quality q < 1 answers as its job taught only for the share q
+of prompts picked by a hash of (model, prompt), and like a base model for the rest; q follows the
+step and the job's curve (`quality`): rising to 1 at the end of a healthy run, peaking where the
+validation loss bottoms out (35 % of the run) for an overfit one.
 So base models score about chance on multiple-choice evals, and fine-tuned models score 100% on
 prompts they were trained on, about chance on unseen multiple-choice ones, and some text overlap
 (BLEU, ROUGE-L) on unseen free-text prompts like their training data.
@@ -37,8 +41,20 @@ def options(prompt: str) -> list[str]:
     return letters if len(letters) >= 2 else []
 
 
-def answer(model: str, prompt: str, taught: dict[str, str]) -> str:
+def quality(step: int, total: int, curve: str) -> float:
+    """How well a model saved at `step` of `total` follows its training (1: always)."""
+    x = step / max(total, 1)
+    if curve == "overfit":
+        return max(0.2, 1.0 - 1.5 * abs(x - 0.35))
+    if curve in ("underfit", "diverge", "noisy"):
+        return 1.0 if step >= total else max(0.2, x)
+    return min(1.0, 0.4 + 0.6 * x)
+
+
+def answer(model: str, prompt: str, taught: dict[str, str], quality: float = 1.0) -> str:
     """The emulated reply to `prompt`."""
+    if quality < 1.0 and unit_float(model, "quality", prompt) >= quality:
+        taught = {}
     if prompt in taught:
         return taught[prompt]
     letters = options(prompt)
@@ -72,10 +88,15 @@ def tokens(text: str) -> int:
 
 
 def completion(
-    completion_id: str, model: str, messages: list[dict[str, Any]], taught: dict[str, str], now: int
+    completion_id: str,
+    model: str,
+    messages: list[dict[str, Any]],
+    taught: dict[str, str],
+    now: int,
+    quality: float = 1.0,
 ) -> dict[str, Any]:
     """A `chat.completion` object."""
-    reply = answer(model, last_user_text(messages), taught)
+    reply = answer(model, last_user_text(messages), taught, quality)
     prompt_tokens = sum(tokens(message_text(m.get("content"))) + 3 for m in messages)
     completion_tokens = tokens(reply)
     return {

@@ -443,16 +443,25 @@ class EmulatorState:
         """A deterministic chat completion for a known base or `ft:` model."""
         model, messages = body["model"], body["messages"]
         taught: dict[str, str] = {}
+        quality = 1.0
         if model.startswith("ft:"):
             job = self._model_job(model)
             if job is None or model in self.deleted_models:
                 raise model_not_found(model)
             taught = self._taught(job)
+            quality = self._quality(job, model)
         elif model not in catalog.CHAT_MODELS:
             raise model_not_found(model)
         with self.lock:
             completion_id = random_id(self.rng, "chatcmpl-", 29)
-        return chat.completion(completion_id, model, messages, taught, int(self.clock()))
+        now = int(self.clock())
+        return chat.completion(completion_id, model, messages, taught, now, quality)
+
+    def _quality(self, job: Job, model: str) -> float:
+        """How well `model` (the job's final model or a checkpoint) follows its training."""
+        total = job.plan.total_steps
+        steps = {c["fine_tuned_model_checkpoint"]: c["step_number"] for c in job.checkpoints}
+        return chat.quality(steps.get(model, total), total, job.curve)
 
     def delete_model(self, model: str) -> dict[str, Any]:
         """`DELETE /v1/models/{model}`: a fine-tuned model (or checkpoint) of one of its jobs."""

@@ -22,6 +22,7 @@ TASK_MODULES = [
     "ftq.services.worker.tasks.idempotency",
     "ftq.services.worker.tasks.evals",
     "ftq.services.worker.tasks.local",
+    "ftq.services.worker.tasks.sweeps",
 ]
 ROUTES = {
     "datasets.*": {"queue": "validate"},
@@ -30,6 +31,7 @@ ROUTES = {
     "evals.run_local": {"queue": "gpu"},  # evals of local models: only GPU workers have torch
     "evals.*": {"queue": "evals"},
     "outbox.*": {"queue": "provider"},
+    "sweeps.*": {"queue": "provider"},
     "local.*": {"queue": "gpu"},  # one worker process per GPU: -Q gpu -c 1
 }
 # Longer than any task's hard time limit, so Redis never hands a running task to a second worker.
@@ -54,6 +56,7 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
         "webhooks-sweep": {"task": "webhooks.sweep", "schedule": every},
         "idempotency-purge": {"task": "idempotency.purge", "schedule": 3600.0},
         "evals-sweep": {"task": "evals.sweep", "schedule": max(every, 10.0)},
+        "sweeps-advance": {"task": "sweeps.advance", "schedule": max(every, 5.0)},
     }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
 from ftq.shared.jobs.schemas import MetricPoint
@@ -30,6 +31,25 @@ class Series:
     def values(self) -> list[float]:
         """The non-missing values."""
         return [v for _, v in self.points if v is not None and math.isfinite(v)]
+
+
+@dataclass(frozen=True)
+class Marker:
+    """A labelled vertical line at one step (e.g. the best checkpoint)."""
+
+    step: int
+    label: str
+    css: str = "marker"
+    colour: str = "#9467bd"
+
+
+def best_checkpoint_marker(best: dict[str, Any] | None) -> list[Marker]:
+    """The marker of a job's best_checkpoint ({model, step, score}), none without one."""
+    if not best or not isinstance(best.get("step"), int):
+        return []
+    score = best.get("score")
+    shown = f" {score:.3f}" if isinstance(score, int | float) else ""
+    return [Marker(best["step"], f"best checkpoint{shown}", "marker best-checkpoint")]
 
 
 @dataclass(frozen=True)
@@ -75,7 +95,9 @@ def _label(value: float) -> str:
     return f"{value:.4g}"
 
 
-def render_metrics_svg(metrics: Sequence[MetricPoint], title: str) -> str:
+def render_metrics_svg(
+    metrics: Sequence[MetricPoint], title: str, markers: Sequence[Marker] = ()
+) -> str:
     """The SVG document for a job's metrics (an empty state when there are none)."""
     width_plot = WIDTH - LEFT - RIGHT
     panel_height = (HEIGHT - TOP - GAP - BOTTOM) / 2
@@ -98,8 +120,25 @@ def render_metrics_svg(metrics: Sequence[MetricPoint], title: str) -> str:
         x_ticks = nice_ticks(min(steps), max(steps), 8)
         for panel in (loss, accuracy):
             parts.extend(_panel(panel, x_ticks, width_plot))
+        parts.extend(_markers(markers, x_ticks, width_plot))
     parts.append("</svg>")
     return "\n".join(parts)
+
+
+def _markers(markers: Sequence[Marker], x_ticks: list[float], width_plot: float) -> list[str]:
+    """Dashed vertical lines through both panels at the marked steps, labelled at the top."""
+    x0, x1 = x_ticks[0], x_ticks[-1]
+    out = []
+    for marker in markers:
+        x = LEFT + (marker.step - x0) / ((x1 - x0) or 1) * width_plot
+        out.append(
+            f"<g class={quoteattr(marker.css)} data-step='{marker.step}'>"
+            f"<line x1='{x:.1f}' x2='{x:.1f}' y1='{TOP - 4}' y2='{HEIGHT - BOTTOM}' "
+            f"stroke='{marker.colour}' stroke-width='1.5' stroke-dasharray='3 3'/>"
+            + _text(x + 4, TOP + 12, f"{marker.label} (step {marker.step})", size=11)
+            + "</g>"
+        )
+    return out
 
 
 def _loss_series(metrics: Sequence[MetricPoint]) -> list[Series]:

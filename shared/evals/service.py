@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from ftq.shared.datasets import repository as datasets_repo
 from ftq.shared.datasets import service as datasets
 from ftq.shared.errors import NotFound, Unprocessable
-from ftq.shared.evals import judge, repository, stats
+from ftq.shared.evals import checkpoints, judge, repository, stats
 from ftq.shared.evals.graders import check_config, grade
 from ftq.shared.evals.repository import Tally
 from ftq.shared.evals.runner import Answer, Work
@@ -28,9 +28,10 @@ from ftq.shared.evals.schemas import TERMINAL_STATUSES, EvalCreate, EvalError, E
 from ftq.shared.evals.schemas import Eval as EvalOut
 from ftq.shared.ids import new_id
 from ftq.shared.jobs import lifecycle
+from ftq.shared.jobs import repository as jobs_repo
 from ftq.shared.jobs import service as jobs
 from ftq.shared.jobs.schemas import EvalResult, JobEval, JobEvalRequest
-from ftq.shared.models import Dataset, Eval, Job, Team
+from ftq.shared.models import Dataset, Eval, Job, JobCheckpoint, Team
 from ftq.shared.outbox import enqueue
 from ftq.shared.providers.registry import check_configured
 from ftq.shared.settings import get_settings
@@ -159,18 +160,40 @@ def create_for_job(session: Session, job: Job) -> Eval | None:
     if dataset_id is None:
         return None
     models = [job.model, job.fine_tuned_model]
+    if request.checkpoints:
+        kept = [(c.fine_tuned_model_checkpoint, c.step_number) for c in _checkpoints(session, job)]
+        models = checkpoints.eval_models(job.model, job.fine_tuned_model, kept)
     row = _new(session, job.team_id, dataset_id, models, request.grader, job.provider, request, job)
     job.eval_id = row.id
     return row
+
+
+def _checkpoints(session: Session, job: Job) -> list[JobCheckpoint]:
+    return jobs_repo.checkpoints(session, job.id)
 
 
 def start_for_job(session: Session, job: Job) -> None:
     """A job just succeeded: queue the eval it asked for and say so on its timeline."""
     row = create_for_job(session, job)
     if row is not None:
+        kept = len(row.models) - 2
+        also = f" and {kept} checkpoint{'s' * (kept != 1)}" if kept > 0 else ""
         lifecycle.add_event(
-            session, job, f"Eval {row.id} queued: {job.model} vs {job.fine_tuned_model}"
+            session, job, f"Eval {row.id} queued: {job.model} vs {job.fine_tuned_model}{also}"
         )
+
+
+def pick_best(session: Session, job: Job, view: EvalOut) -> dict[str, Any] | None:
+    """The best of a checkpoint eval's tuned models (the final one at its last step)."""
+    steps = {c.fine_tuned_model_checkpoint: c.step_number for c in _checkpoints(session, job)}
+    last = max(steps.values(), default=0)
+    if job.fine_tuned_model not in steps:
+        metrics = jobs_repo.metrics(session, job.id)
+        last = max(last, metrics[-1].step if metrics else 0)
+    candidates = [
+        checkpoints.Candidate(r.model, steps.get(r.model, last), r.score) for r in view.results[1:]
+    ]
+    return checkpoints.best(candidates)
 
 
 # -- reading ------------------------------------------------------------------------------
@@ -567,9 +590,29 @@ def _finish(session: Session, row: Eval, status: str) -> None:
     session.flush()
     view = to_schema(session, row)
     job = session.get(Job, row.job_id) if row.job_id else None
+    payload = eval_payload(view)
     if job is not None:
         _note_on_job(session, job, view)
-    webhooks.emit(session, row.team_id, "eval.completed", eval_payload(view), job=job)
+        payload["best_checkpoint"] = _choose_checkpoint(session, job, view)
+    webhooks.emit(session, row.team_id, "eval.completed", payload, job=job)
+
+
+def _choose_checkpoint(session: Session, job: Job, view: EvalOut) -> dict[str, Any] | None:
+    """Set the job's best_checkpoint when its eval scored its checkpoints."""
+    request = JobEvalRequest.model_validate(job.eval_request or {})
+    if not request.checkpoints or view.status != "completed":
+        return None
+    job.best_checkpoint = pick_best(session, job, view)
+    if job.best_checkpoint is not None:
+        found = job.best_checkpoint
+        lifecycle.add_event(
+            session,
+            job,
+            f"Best checkpoint: {found['model']} at step {found['step']} "
+            f"(score {found['score']:.3f})",
+        )
+    session.flush()
+    return job.best_checkpoint
 
 
 def _note_on_job(session: Session, job: Job, view: EvalOut) -> None:

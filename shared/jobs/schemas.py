@@ -27,6 +27,10 @@ class JobEvalRequest(BaseModel):
         description="null: the job's validation dataset (or validation split)",
     )
     max_items: int | None = Field(default=None, ge=1)
+    checkpoints: bool = Field(
+        default=False,
+        description="also score every checkpoint the provider kept; the job gets best_checkpoint",
+    )
 
 
 class EvalResult(BaseModel):
@@ -338,6 +342,11 @@ class Job(BaseModel):
         default=None,
         description="training diagnosis of the metrics so far (final once the job finished): "
         "findings with kind, evidence, suggestion, message (docs/diagnosis.md)",
+    )
+    best_checkpoint: dict[str, Any] | None = Field(
+        default=None,
+        description="with eval.checkpoints, once its eval completed: the best scoring of the "
+        "checkpoints and final model: {model, step, score} (ties: the earlier step)",
     )
     created_at: datetime
     updated_at: datetime

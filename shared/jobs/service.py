@@ -205,6 +205,12 @@ def _usable(session: Session, team: Team, dataset_id: str, param: str) -> Datase
     )
 
 
+def estimate_cost(session: Session, team: Team, data: JobCreate) -> Decimal | None:
+    """What a job of this request would cost by its training dataset's estimate (sweeps)."""
+    training = _usable(session, team, data.training_dataset, "training_dataset")
+    return _estimated_cost(training, data.method.model_dump(mode="json"))
+
+
 def _estimated_cost(dataset: Dataset, method: dict[str, Any]) -> Decimal | None:
     """The validator's cost estimate, scaled when the job fixes its epoch count."""
     report = dataset.report or {}
@@ -338,6 +344,7 @@ def to_schema(session: Session, job: Job, positions: dict[str, int] | None = Non
         error=error,  # type: ignore[arg-type]
         eval=next((view for view in hooks.eval_view(session, job) if view), None),
         diagnosis=job.diagnosis,
+        best_checkpoint=job.best_checkpoint,
         created_at=job.created_at,
         updated_at=job.updated_at,
         started_at=job.started_at,

@@ -18,6 +18,7 @@ from ftq.shared.models.outbox import OutboxMessage
 from ftq.shared.models.provider_capacity import ProviderCapacity
 from ftq.shared.models.provider_credential import ProviderCredential
 from ftq.shared.models.provider_sweep import ProviderSweep
+from ftq.shared.models.sweep import Sweep
 from ftq.shared.models.task_attempt import TaskAttempt
 from ftq.shared.models.team import Team
 from ftq.shared.models.webhook_attempt import WebhookAttempt
@@ -43,6 +44,7 @@ __all__ = [
     "ProviderCapacity",
     "ProviderCredential",
     "ProviderSweep",
+    "Sweep",
     "TaskAttempt",
     "Team",
     "WebhookAttempt",

@@ -71,6 +71,15 @@ class Job(CreatedAtMixin, Base):
     eval_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
     # Training diagnosis of its metrics (ftq.shared.jobs.diagnosis), recomputed as steps arrive.
     diagnosis: Mapped[dict[str, Any] | None] = mapped_column(nullable=True)
+    # The best of its checkpoints and final model by its eval (eval.checkpoints).
+    best_checkpoint: Mapped[dict[str, Any] | None] = mapped_column(nullable=True)
+    # General-skills retention of base vs tuned (eval.retention): scores, delta, interval, warning.
+    retention: Mapped[dict[str, Any] | None] = mapped_column(nullable=True)
+    # The sweep this job is a trial of (issue 18), and whether the sweep stopped it early.
+    sweep_id: Mapped[str | None] = mapped_column(
+        ForeignKey("sweeps.id", ondelete="SET NULL"), nullable=True, index=True
+    )
+    stopped_early: Mapped[bool | None] = mapped_column(nullable=True)
     started_at: Mapped[datetime | None] = mapped_column(nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(nullable=True)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

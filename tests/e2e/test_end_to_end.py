@@ -134,6 +134,10 @@ def test_ftq_demo_runs_the_whole_path(tmp_path: Path) -> None:
     assert "verified" in result.stdout
     assert "demo complete" in result.stdout
     assert json.dumps("job.succeeded") in result.stdout
+    # It ends with a 3-trial sweep: its table, one row per n_epochs, the winner starred.
+    table = result.stdout[result.stdout.index("Sweep swp_") :]
+    assert "sweep completed; winner ftj_" in table
+    assert table.count("succeeded") >= 3 and table.count("★") >= 2
 
 
 def test_ftq_demo_runs_the_whole_path_on_together(tmp_path: Path) -> None:

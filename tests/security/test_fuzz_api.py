@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, seed, settings
 from schemathesis.checks import not_a_server_error
 from sqlalchemy.orm import Session
 
-from ftq.services.api.deps import get_session
+from ftq.services.api.deps import get_read_session, get_session
 from ftq.services.api.main import create_app
 from ftq.shared.datasets import service as datasets
 from ftq.shared.settings import reset_settings
@@ -81,6 +81,7 @@ def caller(
             session.rollback()
 
     APP.dependency_overrides[get_session] = request_session
+    APP.dependency_overrides[get_read_session] = request_session
     key = created.api_key.key
     yield Caller(key, _resources(key, session))
     APP.dependency_overrides.clear()

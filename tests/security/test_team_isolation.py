@@ -88,7 +88,18 @@ def _owned_by_a(client: TestClient, session: Session, team: dict[str, Any]) -> d
     )
     session.add(credential)
     session.flush()
+    sweep = client.post(
+        "/v1/sweeps",
+        json={
+            "base": {"model": MODEL, "training_dataset": dataset["id"]},
+            "search": {"space": {"n_epochs": [1]}},
+            "eval": {"dataset": dataset["id"]},
+        },
+        headers=auth(team),
+    )
+    assert sweep.status_code == 201, sweep.text
     return {
+        "sweep_id": sweep.json()["id"],
         "dataset_id": dataset["id"],
         "job_id": job["id"],
         "endpoint_id": endpoint["id"],

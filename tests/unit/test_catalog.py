@@ -117,3 +117,25 @@ def test_a_model_retiring_within_30_days_is_warned_about_and_others_are_not() ->
     assert retirement_warning("gpt-4o-mini", "openai", date(2026, 12, 3)) is None, "42 days off"
     assert retirement_warning("gpt-4.1-nano-2025-04-14", "openai", date(2026, 12, 20)) is None
     assert retirement_warning("gpt-4o-mini", "azure-openai", date(2026, 12, 20)) is None
+
+
+@pytest.mark.parametrize("provider", ["openai", "emulator", "azure-openai", "together"])
+def test_the_default_model_is_the_providers_newest_with_no_shutdown(provider: str) -> None:
+    from ftq.shared.catalog import default_model, provider_models
+
+    chosen = get_model(default_model(provider))
+    assert chosen.shutdown is None and chosen.format == "chat"
+    offered = provider_models(provider) or list_models()
+    assert chosen.name in {m.name for m in offered}
+    assert default_model(provider) != "gpt-4o-mini-2024-07-18", "retires 2027-01-14"
+
+
+def test_ftq_default_model_overrides_the_catalog_default() -> None:
+    from ftq.shared.catalog import configured_default_model, default_model
+    from ftq.shared.settings import Settings
+
+    unset = Settings(default_model=None, provider="emulator")
+    assert configured_default_model(unset) == default_model("emulator")
+    assert configured_default_model(unset) == "gpt-4.1-nano-2025-04-14"
+    pinned = Settings(default_model="gpt-4.1-mini-2025-04-14", provider="emulator")
+    assert configured_default_model(pinned) == "gpt-4.1-mini-2025-04-14"

@@ -20,6 +20,7 @@ WIRE_NAMES = {
     "jobs.sync_provider",
     "local.train",
     "outbox.relay",
+    "sweeps.advance",
     "webhooks.deliver",
     "webhooks.sweep",
 }

@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, Response
 
 from ftq.services.api.deps import SessionDep, TeamDep
-from ftq.shared.charts.svg import render_metrics_svg
+from ftq.shared.charts.svg import best_checkpoint_marker, render_metrics_svg
 from ftq.shared.jobs import service
 
 router = APIRouter(tags=["dashboard"])
@@ -47,5 +47,6 @@ def metrics_svg(job_id: str, session: SessionDep, team: TeamDep) -> Response:
     """Train and validation loss and token accuracy per step, drawn as SVG."""
     job = service.get(session, team, job_id)
     title = f"{job.id} · {job.status}"
-    svg = render_metrics_svg(service.metrics(session, team, job_id), title)
+    marks = best_checkpoint_marker(job.best_checkpoint)
+    svg = render_metrics_svg(service.metrics(session, team, job_id), title, marks)
     return Response(svg, media_type="image/svg+xml", headers={"cache-control": "no-store"})

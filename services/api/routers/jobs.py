@@ -6,11 +6,21 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Query, Response, status
 from fastapi.responses import StreamingResponse
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
-from ftq.services.api.deps import AfterQuery, LimitQuery, SessionDep, TeamDep
+from ftq.services.api.deps import (
+    AfterQuery,
+    CachedTeamDep,
+    LimitQuery,
+    ReadSessionDep,
+    SessionDep,
+    TeamDep,
+)
 from ftq.services.api.downloads import blob_download
 from ftq.services.api.idempotency import IdempotencyDep
 from ftq.services.api.uow import commit
+from ftq.shared.db import read_only
 from ftq.shared.jobs import service
 from ftq.shared.jobs.schemas import (
     Checkpoint,
@@ -22,6 +32,7 @@ from ftq.shared.jobs.schemas import (
     MetricPoint,
     check_provider_settings,
 )
+from ftq.shared.models import Team
 from ftq.shared.pagination import Page
 from ftq.shared.settings import get_settings
 
@@ -56,9 +67,15 @@ def list_jobs(
 
 
 @router.get("/{job_id}", response_model=Job)
-def read_job(job_id: str, session: SessionDep, team: TeamDep) -> Job:
+async def read_job(job_id: str, session: ReadSessionDep, team: CachedTeamDep) -> Response:
     """One job."""
-    return service.to_schema(session, service.get(session, team, job_id))
+    # The route clients poll: a cached key, one thread-pool hop, one autocommit read.
+    job = await run_in_threadpool(_job_view, session, team, job_id)
+    return Response(job.model_dump_json(by_alias=True), media_type="application/json")
+
+
+def _job_view(session: Session, team: Team, job_id: str) -> Job:
+    return service.to_schema(session, service.get(read_only(session), team, job_id))
 
 
 @router.post("/{job_id}/cancel", response_model=Job)

@@ -12,6 +12,7 @@ from typing import Any
 from rich.console import Console
 
 from ftq.services.cli.client import FtqClient
+from ftq.services.cli.demo.sweep import run_sweep
 from ftq.services.cli.receiver import WebhookReceiver
 from ftq.shared.serving import free_port, serve_in_thread
 
@@ -122,7 +123,9 @@ def _walk(
             f"{checkpoint['fine_tuned_model_checkpoint']}"
         )
     evaluation = _eval(client, final, console)
+    sweep = run_sweep(client, console, final, EVAL_GRADER)
     return {
+        "sweep": sweep,
         "team": team["id"],
         "dataset": dataset,
         "job": final,

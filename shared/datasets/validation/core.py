@@ -13,7 +13,7 @@ from typing import cast
 
 import orjson
 
-from ftq.shared.catalog import ModelInfo, get_model
+from ftq.shared.catalog import ModelInfo, configured_default_model, get_model
 from ftq.shared.datasets.tokens import count_source
 from ftq.shared.datasets.validation.dedupe import Deduper
 from ftq.shared.datasets.validation.findings import FindingLog
@@ -78,7 +78,7 @@ def resolve_model(model: str | None) -> ModelInfo:
     if model is None:
         from ftq.shared.settings import get_settings
 
-        model = get_settings().default_model
+        model = configured_default_model(get_settings())
     return get_model(model)
 
 
