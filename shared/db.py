@@ -68,8 +68,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 def _sqlite_begin_immediate(connection: Any) -> None:
     # Deferred transactions that read and then write deadlock under concurrent worker threads;
-    # taking the write lock up front serialises them instead.
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    # taking the write lock up front serialises them instead. A `read_only` session never
+    # writes: a deferred BEGIN lets it read beside a writer (WAL) instead of queueing for the lock.
+    reading = connection.get_execution_options().get(_SQLITE_READ_ONLY)
+    connection.exec_driver_sql("BEGIN" if reading else "BEGIN IMMEDIATE")
 
 
 @lru_cache
@@ -92,6 +94,7 @@ def get_sessionmaker() -> sessionmaker[Session]:
 
 
 _AUTOCOMMIT = "ftq_autocommit"
+_SQLITE_READ_ONLY = "ftq_sqlite_read_only"
 
 
 def read_only(session: Session) -> Session:
@@ -101,10 +104,14 @@ def read_only(session: Session) -> Session:
     already in a transaction, or bound to a connection (tests), keeps its transaction.
     """
     bind = session.bind
-    on_postgres = isinstance(bind, Engine) and bind.dialect.name == "postgresql"
-    if on_postgres and not session.in_transaction():
+    if not isinstance(bind, Engine) or session.in_transaction():
+        return session
+    if bind.dialect.name == "postgresql":
         session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
         session.info[_AUTOCOMMIT] = True
+    elif bind.dialect.name == "sqlite":
+        # Holding the write lock for a whole request would block the route's other session.
+        session.connection(execution_options={_SQLITE_READ_ONLY: True})
     return session
 
 

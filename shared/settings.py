@@ -168,6 +168,9 @@ class Settings(BaseSettings):
     eval_max_tokens: int | None = 512
     eval_lease_seconds: float = Field(120.0, gt=0.0)
     eval_task_budget_seconds: float = Field(20 * 60.0, gt=0.0)
+    # A job's retention check warns when the tuned model scores more than this below the base
+    # on the general-skills suite (docs/evals.md#retention-checks).
+    retention_warn_drop: float = Field(0.05, ge=0.0, le=1.0)
 
     # Dataset quality (the report's `quality` section; warnings only, docs/validation.md).
     quality_near_duplicate_threshold: float = Field(0.8, gt=0.0, le=1.0)

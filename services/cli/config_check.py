@@ -224,7 +224,7 @@ def run_checks(settings: Settings) -> list[Check]:
 
 
 def _cell(value: Any) -> Text:
-    if value is None:
+    if value is None or value == {} or value == []:  # unset or empty: no bare braces
         return Text("-")
     return Text(value if isinstance(value, str) else json.dumps(value))
 

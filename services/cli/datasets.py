@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from ftq.services.cli.progress import display
 from ftq.shared.catalog import UnknownModel
 from ftq.shared.datasets.convert import ConversionError, evals_to_chat, split
 from ftq.shared.datasets.validation import ValidationReport, validate_file
@@ -49,14 +50,17 @@ def validate_command(
     """Check a dataset offline: every problem with its line, token counts and cost."""
     valid_report: ValidationReport | None = None
     try:
-        if validation_file is not None:
-            report, valid_report = validate_pair(
-                file, validation_file, model=model, workers=workers
-            )
-        else:
-            report = validate_file(
-                file, model=model, purpose=purpose, workers=workers, quality=quality
-            )
+        with display(console, enabled=not as_json) as progress:
+            size = f"{file.stat().st_size / 1e6:.1f} MB"
+            progress.add_task(f"validating {file.name}", total=None, detail=size)
+            if validation_file is not None:
+                report, valid_report = validate_pair(
+                    file, validation_file, model=model, workers=workers
+                )
+            else:
+                report = validate_file(
+                    file, model=model, purpose=purpose, workers=workers, quality=quality
+                )
     except (UnknownModel, ValueError) as exc:
         err_console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc
@@ -123,7 +127,7 @@ def render(report: ValidationReport, file: Path) -> None:
         _histogram(report)
     _cost(report)
     if report.quality is not None:
-        _quality(report.quality)
+        print_quality(report.quality)
     if report.ok:
         console.print("[green bold]Valid[/green bold]: ready to upload.")
     else:
@@ -155,9 +159,9 @@ def _quality_lines(check: QualityCheck, with_matches: bool) -> str:
     return ", ".join(shown) + more
 
 
-def _quality(q: Quality) -> None:
+def print_quality(q: Quality, out: Console = console) -> None:
     """The quality section, concisely: one line per check, then its warnings."""
-    console.print("[bold]Quality[/bold] (warnings only)")
+    out.print("[bold]Quality[/bold] (warnings only)")
     rows: list[tuple[str, QualityCheck, bool]] = [
         ("exact duplicates", q.exact_duplicates, True),
         (f"near duplicates (>= {q.near_duplicate_threshold:g})", q.near_duplicates, True),
@@ -173,16 +177,16 @@ def _quality(q: Quality) -> None:
     for name, check, with_matches in rows:
         detail = f": lines {_quality_lines(check, with_matches)}" if check.count else ""
         colour = "yellow" if check.count else "green"
-        console.print(f"  {name}: [{colour}]{check.count:,}[/{colour}]{detail}", soft_wrap=True)
+        out.print(f"  {name}: [{colour}]{check.count:,}[/{colour}]{detail}", soft_wrap=True)
     if q.overlap is not None and q.overlap.leaked:
-        console.print(
+        out.print(
             "  (overlap lines are the validation file's; ~N is the training line they repeat)"
         )
     ab = q.answer_balance
     if ab.classification_like:
         top = ", ".join(f"{label} {n:,}" for label, n in list(ab.counts.items())[:5])
         colour = "yellow" if ab.imbalanced else "green"
-        console.print(
+        out.print(
             f"  answer balance: {ab.n_labels} labels ({top}); majority share "
             f"[{colour}]{(ab.majority_share or 0):.0%}[/{colour}]"
         )
@@ -192,7 +196,7 @@ def _quality(q: Quality) -> None:
         def pct(v: float | None) -> str:
             return "-" if v is None else f"{v:.0%}"
 
-        console.print(
+        out.print(
             f"  diversity (distinct {d.ngram}-grams): prompts {pct(d.prompt_ngram_share)}, "
             f"answers {pct(d.answer_ngram_share)}"
         )

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -60,7 +60,7 @@ def demo(
 ) -> None:
     """Start the embedded stack, run one fine-tuning job end to end and show what happened."""
     require_server("demo")
-    from ftq.services.cli.demo.runner import run_demo
+    from ftq.services.cli.demo.runner import LOG_FILE, run_demo
 
     folder = data_dir or Path(os.environ.get("FTQ_DATA_DIR", ".ftq")) / "demo" / str(
         int(time.time())
@@ -70,16 +70,23 @@ def demo(
 
         local = run_local_demo(folder, console)
         ok = local["job"]["status"] == "succeeded" and local["eval"].get("status") == "completed"
-        console.print("[bold green]demo complete[/]" if ok else "[bold red]demo failed[/]")
-        raise typer.Exit(0 if ok else 1)
+        _demo_outcome(ok, folder / LOG_FILE)
     result = run_demo(folder, console, provider)
     ok = (
         result["job"]["status"] == "succeeded"
         and result["webhook"]["verified"]
         and result["eval"].get("status") == "completed"
     )
-    console.print("[bold green]demo complete[/]" if ok else "[bold red]demo failed[/]")
-    raise typer.Exit(0 if ok else 1)
+    _demo_outcome(ok, folder / LOG_FILE)
+
+
+def _demo_outcome(ok: bool, log_file: Path) -> NoReturn:
+    """The demo's last line and exit status."""
+    if ok:
+        console.print("[bold green]demo complete[/]")
+        raise typer.Exit(0)
+    console.print(f"[bold red]demo failed[/]: the server's logs are in {log_file}")
+    raise typer.Exit(1)
 
 
 @app.command()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from ftq.shared.datasets import repository as datasets_repo
 from ftq.shared.datasets import service as datasets
 from ftq.shared.errors import NotFound, Unprocessable
-from ftq.shared.evals import checkpoints, judge, repository, stats
+from ftq.shared.evals import checkpoints, judge, repository, retention, stats
 from ftq.shared.evals.graders import check_config, grade
 from ftq.shared.evals.repository import Tally
 from ftq.shared.evals.runner import Answer, Work
@@ -136,19 +136,23 @@ def check_job_request(
 ) -> None:
     """Refuse a job's eval request that could never run (naming `eval.dataset`)."""
     if request.dataset is not None:
-        dataset = datasets_repo.get_for_team(session, team.id, request.dataset)
-        if dataset is None:
-            raise NotFound(f"no dataset {request.dataset}", param="eval.dataset")
-        if dataset.status != "validating" and not datasets.fit_for(dataset, small_ok=True):
-            raise Unprocessable(
-                f"dataset {request.dataset} failed validation", param="eval.dataset"
-            )
+        _check_job_dataset(session, team, request.dataset, "eval.dataset")
     elif not has_validation:
         raise Unprocessable(
             "eval.dataset is null but the job has no validation_dataset or validation_split "
             "to score on; name a dataset",
             param="eval.dataset",
         )
+    if request.retention_dataset is not None:
+        _check_job_dataset(session, team, request.retention_dataset, "eval.retention_dataset")
+
+
+def _check_job_dataset(session: Session, team: Team, dataset_id: str, param: str) -> None:
+    dataset = datasets_repo.get_for_team(session, team.id, dataset_id)
+    if dataset is None:
+        raise NotFound(f"no dataset {dataset_id}", param=param)
+    if dataset.status != "validating" and not datasets.fit_for(dataset, small_ok=True):
+        raise Unprocessable(f"dataset {dataset_id} failed validation", param=param)
 
 
 def create_for_job(session: Session, job: Job) -> Eval | None:
@@ -181,6 +185,29 @@ def start_for_job(session: Session, job: Job) -> None:
         lifecycle.add_event(
             session, job, f"Eval {row.id} queued: {job.model} vs {job.fine_tuned_model}{also}"
         )
+    _create_retention(session, job)
+
+
+def _create_retention(session: Session, job: Job) -> Eval | None:
+    """Queue the job's retention check: base vs tuned on ftq's suite or the team's own."""
+    request = JobEvalRequest.model_validate(job.eval_request or {})
+    if not request.wants_retention or job.retention or not job.fine_tuned_model:
+        return None
+    dataset_id = request.retention_dataset
+    if dataset_id is not None:
+        own = session.get(Dataset, dataset_id)
+        grader: str = request.retention_grader or "choice"
+        suite = retention.team_suite_info(dataset_id, own.name if own else None)
+    else:
+        shipped = retention.load_suite()
+        grader, suite, dataset_id = shipped.grader, shipped.info(), retention.SUITE_ID
+    models = [job.model, job.fine_tuned_model]
+    row = _new(session, job.team_id, dataset_id, models, grader, job.provider, request, job)
+    row.name, row.max_items = f"retention check of {job.id}", request.retention_max_items
+    job.retention = retention.queued(row.id, suite)
+    lifecycle.add_event(session, job, f"Retention check {row.id} queued on {suite['name']}")
+    session.flush()
+    return row
 
 
 def pick_best(session: Session, job: Job, view: EvalOut) -> dict[str, Any] | None:
@@ -403,32 +430,39 @@ def plan(session: Session, eval_id: str) -> RunPlan | None:
 
 def _copy_items(session: Session, row: Eval) -> bool:
     """Read the dataset's records into eval items; fail the eval when there are none."""
+    limit = min(row.max_items or get_settings().eval_max_items, get_settings().eval_max_items)
+    if retention.is_suite(row.dataset_id):  # ftq's own suite: a seeded sample, no Dataset row
+        return _store_items(session, row, retention.sample(retention.load_suite().records, limit))
     dataset = session.get(Dataset, row.dataset_id)
     if dataset is None:
         fail(session, row, "dataset_missing", f"dataset {row.dataset_id} no longer exists")
         return False
-    limit = min(row.max_items or get_settings().eval_max_items, get_settings().eval_max_items)
+    with get_blob_store().path(dataset.blob_key).open("rb") as handle:
+        return _store_items(session, row, handle, limit)
+
+
+def _store_items(
+    session: Session, row: Eval, records: Iterable[bytes], limit: int | None = None
+) -> bool:
     rows: list[dict[str, Any]] = []
-    path = get_blob_store().path(dataset.blob_key)
-    with path.open("rb") as handle:
-        for raw in handle:
-            parsed = parse_record(raw)
-            if parsed is None:
-                continue
-            messages, references = parsed
-            rows.append(
-                {
-                    "eval_id": row.id,
-                    "item_index": len(rows),
-                    "messages": messages,
-                    "reference": references,
-                    "prompt": last_user_text(messages),
-                }
-            )
-            if len(rows) >= limit:
-                break
+    for raw in records:
+        parsed = parse_record(raw)
+        if parsed is None:
+            continue
+        messages, references = parsed
+        rows.append(
+            {
+                "eval_id": row.id,
+                "item_index": len(rows),
+                "messages": messages,
+                "reference": references,
+                "prompt": last_user_text(messages),
+            }
+        )
+        if limit is not None and len(rows) >= limit:
+            break
     if not rows:
-        message = f"no record of dataset {dataset.id} has a prompt and a reference answer"
+        message = f"no record of dataset {row.dataset_id} has a prompt and a reference answer"
         fail(session, row, "invalid_dataset", message)
         return False
     repository.add_items(session, rows)
@@ -593,8 +627,36 @@ def _finish(session: Session, row: Eval, status: str) -> None:
     payload = eval_payload(view)
     if job is not None:
         _note_on_job(session, job, view)
+    if job is not None and (job.retention or {}).get("eval_id") == row.id:
+        payload["retention"] = _note_retention(session, job, row, view)
+    elif job is not None:
         payload["best_checkpoint"] = _choose_checkpoint(session, job, view)
     webhooks.emit(session, row.team_id, "eval.completed", payload, job=job)
+
+
+def _note_retention(session: Session, job: Job, row: Eval, view: EvalOut) -> dict[str, Any]:
+    """Set the job's retention from its retention eval's per-item scores; say so on its timeline."""
+    pending = {k: v for k, v in (job.retention or {}).items() if k in ("eval_id", "suite")}
+    if view.status != "completed":
+        job.retention = retention.failed(pending, (view.error and view.error.message) or "failed")
+        lifecycle.add_event(session, job, f"Retention check {row.id} failed", level="warning")
+        session.flush()
+        return job.retention
+    scores = repository.scores(session, [row.id])
+    base, tuned = (scores.get((row.id, model), {}) for model in row.models[:2])
+    found = retention.result(pending, base, tuned, get_settings().retention_warn_drop)
+    job.retention = found
+    if found["warning"]:
+        lifecycle.add_event(session, job, f"Retention warning: {found['warning']}", level="warning")
+    else:
+        lifecycle.add_event(
+            session,
+            job,
+            f"Retention on {found['items']} items: base {found['base_score']}, tuned "
+            f"{found['tuned_score']} (delta {found['delta']}, 95% interval {found['interval']})",
+        )
+    session.flush()
+    return found
 
 
 def _choose_checkpoint(session: Session, job: Job, view: EvalOut) -> dict[str, Any] | None:

@@ -47,12 +47,12 @@ def set_status(
     if status in TERMINAL_STATUSES:
         job.finished_at, job.next_poll_at = now, None
     add_event(session, job, message, level=level)
+    if status == "succeeded":  # first, so job.succeeded names the evals it queued
+        hooks.succeeded(session, job)
     if status in WEBHOOK_STATUSES:
         webhooks.emit(session, job.team_id, f"job.{status}", job_payload(job), job=job)
     if status in TERMINAL_STATUSES and job.admitted_at is not None:
         enqueue(session, "jobs.schedule", job.provider, job.model)  # hand the slot on
-    if status == "succeeded":
-        hooks.succeeded(session, job)
 
 
 def job_payload(job: Job) -> dict[str, Any]:
@@ -71,6 +71,7 @@ def job_payload(job: Job) -> dict[str, Any]:
     }
     if job.status == "succeeded":  # the final training diagnosis (ftq.shared.jobs.diagnosis)
         payload["diagnosis"] = job.diagnosis
+        payload["retention"] = job.retention  # queued: its scores come with eval.completed
     return payload
 
 

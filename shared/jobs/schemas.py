@@ -31,6 +31,34 @@ class JobEvalRequest(BaseModel):
         default=False,
         description="also score every checkpoint the provider kept; the job gets best_checkpoint",
     )
+    retention: bool = Field(
+        default=False,
+        description="also score base and tuned model on ftq's general-skills suite; the job "
+        "gets retention (docs/evals.md#retention-checks)",
+    )
+    retention_dataset: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=40,
+        description="a dataset of the team's to check retention on instead of ftq's suite",
+    )
+    retention_grader: Literal["choice", "exact"] | None = Field(
+        default=None, description="the grader of retention_dataset (null: choice)"
+    )
+    retention_max_items: int | None = Field(
+        default=None, ge=1, description="a seeded sample of this many retention items (null: all)"
+    )
+
+    @model_validator(mode="after")
+    def _retention_grader(self) -> JobEvalRequest:
+        if self.retention_grader is not None and self.retention_dataset is None:
+            raise ValueError("retention_grader is for a retention_dataset (ftq's suite is choice)")
+        return self
+
+    @property
+    def wants_retention(self) -> bool:
+        """Whether the job asked for a retention check (on ftq's suite or its own)."""
+        return self.retention or self.retention_dataset is not None
 
 
 class EvalResult(BaseModel):
@@ -347,6 +375,11 @@ class Job(BaseModel):
         default=None,
         description="with eval.checkpoints, once its eval completed: the best scoring of the "
         "checkpoints and final model: {model, step, score} (ties: the earlier step)",
+    )
+    retention: dict[str, Any] | None = Field(
+        default=None,
+        description="with eval.retention: {status, eval_id, suite} once queued; when its eval "
+        "completed also base_score, tuned_score, delta, interval, items, warning",
     )
     created_at: datetime
     updated_at: datetime

@@ -345,6 +345,7 @@ def to_schema(session: Session, job: Job, positions: dict[str, int] | None = Non
         eval=next((view for view in hooks.eval_view(session, job) if view), None),
         diagnosis=job.diagnosis,
         best_checkpoint=job.best_checkpoint,
+        retention=job.retention,
         created_at=job.created_at,
         updated_at=job.updated_at,
         started_at=job.started_at,

@@ -7,6 +7,7 @@ import logging
 import sys
 from contextvars import ContextVar, Token
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import IO, Any
 
 from ftq.shared.observability.redaction import SecretRedactionFilter, redact, register_secret
@@ -27,6 +28,9 @@ QUIET = {
 # to the very dict the access log reads, which a plain ContextVar.set in that thread could not.
 _context: ContextVar[dict[str, str] | None] = ContextVar("ftq_log_context", default=None)
 _handler: logging.Handler | None = None
+# Set by configure_cli_logging: the log file of a CLI command that runs the embedded service.
+_cli_log: Path | None = None
+_cli_level: str | None = None
 
 
 def bind(**fields: str | None) -> None:
@@ -85,7 +89,11 @@ def configure_logging(
     stream: IO[str] | None = None,
     settings: Settings | None = None,
 ) -> logging.Handler:
-    """Send every logger to one JSON handler on stderr (or stream); idempotent per process."""
+    """Send every logger to one JSON handler on stderr (or stream); idempotent per process.
+
+    After configure_cli_logging, to that command's log file instead: the embedded API and worker
+    it starts call this too, and their lines must stay off the terminal.
+    """
     global _handler
     settings = settings or get_settings()
     for secret in _configured_secrets(settings):
@@ -93,10 +101,21 @@ def configure_logging(
     root = logging.getLogger()
     if _handler is not None:
         root.removeHandler(_handler)
-    _handler = logging.StreamHandler(stream or sys.stderr)
-    _handler.setFormatter(JsonFormatter(service))
+        _handler.close()
+    wanted = (level or settings.log_level).upper()
+    if _cli_log is not None and stream is None:
+        _handler = logging.FileHandler(_cli_log, encoding="utf-8")
+        _handler.addFilter(_third_party_at_warning)
+        # The command's level for ftq's own loggers (not the worker's); third-party at WARNING.
+        root.setLevel(logging.WARNING)
+        logging.getLogger("ftq").setLevel(_cli_level or wanted)
+    else:
+        _handler = logging.StreamHandler(stream or sys.stderr)
+        root.setLevel(wanted)
+        logging.getLogger("ftq").setLevel(logging.NOTSET)
+    # One process, one name: the embedded API and worker log as the CLI command that runs them.
+    _handler.setFormatter(JsonFormatter("cli" if _cli_log is not None else service))
     root.addHandler(_handler)
-    root.setLevel((level or settings.log_level).upper())
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "celery"):
         logger = logging.getLogger(name)
         logger.handlers.clear()
@@ -105,6 +124,24 @@ def configure_logging(
         logging.getLogger(name).setLevel(quiet)
     guard_handlers()
     return _handler
+
+
+def _third_party_at_warning(record: logging.LogRecord) -> bool:
+    # Some libraries set their loggers' own levels (INFO): the CLI's file keeps their warnings.
+    ours = record.name == "ftq" or record.name.startswith("ftq.")
+    return ours or record.levelno >= logging.WARNING
+
+
+def configure_cli_logging(log_file: Path, settings: Settings | None = None) -> Path:
+    """A CLI command running the embedded service: every log line (JSON) to log_file, none on
+    the terminal, ftq's loggers at FTQ_LOG_LEVEL and third-party ones at WARNING."""
+    global _cli_log, _cli_level
+    settings = settings or get_settings()
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    _cli_log, _cli_level = log_file, settings.log_level.upper()
+    logging.captureWarnings(True)  # a library's warnings.warn would print to stderr
+    configure_logging("cli", settings=settings)
+    return log_file
 
 
 def guard_handlers() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import time
 from collections.abc import Iterator
@@ -14,6 +13,7 @@ from standardwebhooks import Webhook
 
 from ftq.services.cli.client import FtqClient
 from ftq.services.cli.receiver import WebhookReceiver
+from tests.e2e.human_output import assert_for_people, assert_logs_in_file, probe_env
 from tests.e2e.stack import BIN, ROOT, Stack, base_env, start_distributed, start_embedded
 from tests.factories import chat_jsonl
 from tests.services import postgres_url_or_skip, redis_url_or_skip
@@ -121,10 +121,11 @@ def _wait_count(receiver: WebhookReceiver, event_type: str, count: int) -> list[
 
 
 def test_ftq_demo_runs_the_whole_path(tmp_path: Path) -> None:
+    probe, heavy_imports = probe_env(tmp_path)
     result = subprocess.run(
         [str(BIN / "ftq"), "demo", "--data-dir", str(tmp_path / "demo")],
         cwd=ROOT,
-        env=base_env(tmp_path),
+        env=base_env(tmp_path, **probe),
         capture_output=True,
         text=True,
         timeout=240,
@@ -133,7 +134,18 @@ def test_ftq_demo_runs_the_whole_path(tmp_path: Path) -> None:
     assert "succeeded" in result.stdout
     assert "verified" in result.stdout
     assert "demo complete" in result.stdout
-    assert json.dumps("job.succeeded") in result.stdout
+    assert "payload job.succeeded: job ftj_" in result.stdout
+    # Issue 19: output for people, the server's logs in the data folder, no torch imported.
+    assert_for_people(result.stdout, result.stderr)
+    assert f"server logs: {tmp_path / 'demo' / 'ftq.log'}" in result.stdout
+    assert_logs_in_file(tmp_path / "demo" / "ftq.log")
+    assert heavy_imports.read_text() == "", "the emulator demo imports no torch stack"
+    # Issue 16: the data's quality section, the run's diagnosis, the checkpoint table.
+    assert "Quality (warnings only)" in result.stdout and "near duplicates" in result.stdout
+    assert "overfitting:" in result.stdout and "next run: n_epochs=" in result.stdout
+    checkpoints = result.stdout[result.stdout.index("Base, each checkpoint and the final") :]
+    assert "★ best checkpoint" in checkpoints, "the overfit run's best is an earlier epoch"
+    assert "best checkpoint ft:" in checkpoints and ":ckpt-step-" in checkpoints
     # It ends with a 3-trial sweep: its table, one row per n_epochs, the winner starred.
     table = result.stdout[result.stdout.index("Sweep swp_") :]
     assert "sweep completed; winner ftj_" in table
@@ -152,6 +164,7 @@ def test_ftq_demo_runs_the_whole_path_on_together(tmp_path: Path) -> None:
     )
     out = result.stdout
     assert result.returncode == 0, out + result.stderr
+    assert_for_people(out, result.stderr)
     assert "queued on together (meta-llama/Meta-Llama-3.1-8B-Instruct-Reference)" in out
     assert "token counts: estimate" in out, "Llama's tokenizer is not installed: said plainly"
     assert "-ftj-" in out, "the tuned Together model carries ftq's job tag"

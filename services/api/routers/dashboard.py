@@ -1,4 +1,4 @@
-"""The read-only team dashboard and job charts."""
+"""The team dashboard (one static page over the REST API) and job charts."""
 
 from __future__ import annotations
 

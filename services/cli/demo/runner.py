@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from importlib import resources
@@ -11,12 +10,16 @@ from typing import Any
 
 from rich.console import Console
 
+from ftq.services.cli import progress
 from ftq.services.cli.client import FtqClient
+from ftq.services.cli.demo.results import checkpoint_table, show_diagnosis, show_quality
 from ftq.services.cli.demo.sweep import run_sweep
 from ftq.services.cli.receiver import WebhookReceiver
+from ftq.shared.observability.logging import configure_cli_logging
 from ftq.shared.serving import free_port, serve_in_thread
 
 DEMO_DATASET = "unit_conversions.jsonl"
+LOG_FILE = "ftq.log"  # the embedded API's and worker's logs, in the demo's data folder
 HELD_OUT = 0.3  # share of the dataset kept out of training and used for the eval
 EVAL_GRADER = "rouge_l"
 EVAL_DONE = {"completed", "failed", "skipped"}
@@ -65,9 +68,11 @@ def run_demo(data_dir: Path, console: Console, provider: str = "emulator") -> di
     from ftq.services.api.main import create_app
 
     settings = get_settings()
+    log_file = configure_cli_logging(data_dir / LOG_FILE, settings)
     console.print(
         f"[bold]ftq demo[/] on {provider}: data in {data_dir}, API on {settings.base_url}"
     )
+    console.print(f"server logs: {log_file}")
     server = serve_in_thread(create_app(settings), port=port)
     receiver = WebhookReceiver().start()
     try:
@@ -103,7 +108,10 @@ def _walk(
             "training_dataset": dataset["id"],
             "suffix": "gauge",
             "validation_split": HELD_OUT,
-            "eval": {"grader": EVAL_GRADER, "dataset": None},
+            "eval": {"grader": EVAL_GRADER, "dataset": None, "checkpoints": True},
+            # The emulator draws an overfitting curve: the diagnosis says so and an earlier
+            # checkpoint scores best (a real provider ignores this metadata).
+            "metadata": {"emulator_curve": "overfit"},
         },
     )
     console.print(f"job {job['id']} queued on {provider} ({model})")
@@ -122,7 +130,16 @@ def _walk(
             f"checkpoint at step {checkpoint['step_number']}: "
             f"{checkpoint['fine_tuned_model_checkpoint']}"
         )
+    show_diagnosis(console, final)
     evaluation = _eval(client, final, console)
+    final = client.request("GET", f"/v1/jobs/{job['id']}")  # best_checkpoint, once scored
+    if final.get("best_checkpoint"):
+        console.print(checkpoint_table(evaluation, final, checkpoints))
+        best = final["best_checkpoint"]
+        console.print(
+            f"best checkpoint [bold]{best['model']}[/] at step {best['step']} "
+            f"(score {best['score']:.3f}): it answers /v1/chat/completions like the final model"
+        )
     sweep = run_sweep(client, console, final, EVAL_GRADER)
     return {
         "sweep": sweep,
@@ -142,12 +159,13 @@ def _walk(
 def _upload(client: FtqClient, console: Console, model: str) -> dict[str, Any]:
     source = resources.files("ftq.services.cli.demo").joinpath(DEMO_DATASET)
     with resources.as_file(source) as path:
-        created = client.upload_dataset(Path(path), name=DEMO_DATASET, model=model)
+        dataset = progress.upload_and_validate(
+            client, console, Path(path), 120.0, name=DEMO_DATASET, model=model
+        )
     console.print(
-        f"uploaded {created['id']} ({created['bytes']} bytes, sha256 "
-        f"{created['sha256'][:12]}…), validating"
+        f"uploaded {dataset['id']} ({dataset['bytes']} bytes, sha256 "
+        f"{dataset['sha256'][:12]}…) and validated"
     )
-    dataset = client.wait_dataset(created["id"])
     report = dataset.get("report") or {}
     console.print(
         f"dataset {dataset['status']}: {report.get('n_examples')} examples, "
@@ -157,6 +175,7 @@ def _upload(client: FtqClient, console: Console, model: str) -> dict[str, Any]:
     )
     if report.get("token_count_source"):
         console.print(f"token counts: {report['token_count_source']}")
+    show_quality(console, dataset)
     return dataset
 
 
@@ -173,7 +192,11 @@ def _print_summary(
     console.print(
         f"webhook {hook.event['type']} id {hook.headers.get('webhook-id')} signature {mark}"
     )
-    console.print_json(json.dumps(hook.event))
+    data = hook.event.get("data") or {}
+    console.print(
+        f"  payload {hook.event['type']}: job {data.get('id')} {data.get('status')}, "
+        f"fine-tuned model {data.get('fine_tuned_model')} (the job object)"
+    )
 
 
 def _eval(client: FtqClient, job: dict[str, Any], console: Console) -> dict[str, Any]:
@@ -187,7 +210,8 @@ def _eval(client: FtqClient, job: dict[str, Any], console: Console) -> dict[str,
         evaluation = client.request("GET", f"/v1/jobs/{job['id']}").get("eval") or {}
     if evaluation.get("id"):
         evaluation = dict(client.request("GET", f"/v1/evals/{evaluation['id']}"))
-        console.print(eval_table(evaluation))
+        if len(evaluation.get("models") or []) <= 2:  # with checkpoints: checkpoint_table
+            console.print(eval_table(evaluation))
     console.print(
         f"eval {evaluation.get('status')}: {EVAL_GRADER} on the {HELD_OUT:.0%} held out of "
         "training. The emulator is a test double, not training: its fine-tuned model answers "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import OrderedDict
 from pathlib import Path
@@ -17,6 +18,7 @@ from ftq.shared.providers.local import models, repository  # noqa: E402
 from ftq.shared.storage import get_blob_store  # noqa: E402
 
 CACHE_SIZE = 2
+CHECKPOINT_NAME = re.compile(r"^(?P<model>local:.+):ckpt-step-(?P<step>\d+)$")
 DEFAULT_MAX_TOKENS = 64
 _cache: OrderedDict[str, tuple[Any, Any]] = OrderedDict()
 _lock = threading.Lock()
@@ -71,22 +73,35 @@ def _load(name: str) -> tuple[Any, Any]:
     if not name.startswith("local:"):
         model, tokenizer = models.load(models.resolve(name), device, quantize=False)
         return model.eval(), tokenizer
-    base, adapter = adapter_of(name)
+    base, adapter, tokenizer_folder = adapter_of(name)
     from peft import PeftModel
     from transformers import AutoTokenizer
 
     model, _ = models.load(models.resolve(base), device, quantize=False)
     tuned = PeftModel.from_pretrained(model, adapter).eval()
-    tokenizer = AutoTokenizer.from_pretrained(adapter)
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_folder)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tuned, tokenizer
 
 
-def adapter_of(name: str) -> tuple[str, Path]:
-    """The base model and the stored adapter folder of a fine-tuned model."""
+def adapter_of(name: str) -> tuple[str, Path, Path]:
+    """The base model, the adapter folder and the tokenizer folder of a fine-tuned model.
+
+    A checkpoint (`<model>:ckpt-step-N`) is the Trainer's folder of that step, which holds the
+    adapter but no tokenizer: the final model's stored tokenizer serves it.
+    """
+    match = CHECKPOINT_NAME.match(name)
+    final = match.group("model") if match else name
     with session_scope() as session:
-        run = repository.by_fine_tuned_model(session, name)
+        run = repository.by_fine_tuned_model(session, final)
         if run is None or not run.artifact_prefix:
             raise ProviderRejected(f"no fine-tuned model {name!r}", code="model_not_found")
-        return run.model, get_blob_store().path(run.artifact_prefix)
+        stored = get_blob_store().path(run.artifact_prefix)
+        if match is None:
+            return run.model, stored, stored
+        step = int(match.group("step"))
+        kept = {c.step: Path(c.path) for c in repository.checkpoints(session, run.id)}
+        if step not in kept or not kept[step].is_dir():
+            raise ProviderRejected(f"no checkpoint {name!r}", code="model_not_found")
+        return run.model, kept[step], stored

@@ -15,11 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ftq.shared.providers.local import go_offline
+from ftq.shared.providers.local import go_offline, quiet_transformers
 
 go_offline()
 
 from transformers import Trainer, TrainerCallback, TrainingArguments  # noqa: E402
+from transformers.trainer_callback import PrinterCallback  # noqa: E402
 from transformers.trainer_utils import get_last_checkpoint  # noqa: E402
 
 from ftq.shared.db import session_scope  # noqa: E402
@@ -29,6 +30,7 @@ from ftq.shared.providers.local.service import Event  # noqa: E402
 from ftq.shared.settings import get_settings  # noqa: E402
 from ftq.shared.storage import get_blob_store  # noqa: E402
 
+quiet_transformers()
 log = logging.getLogger(__name__)
 DEFAULT_SEED = 42
 CSV_FIELDS = ("step", "train_loss", "train_accuracy", "valid_loss", "valid_mean_token_accuracy")
@@ -258,6 +260,8 @@ def _train(plan: Plan, reporter: Reporter) -> str:
             data_collator=data.Collator(tokenizer.pad_token_id),
         )
     trainer.add_callback(FtqCallback(reporter, plan.run_id, accuracy=not dpo))
+    # With disable_tqdm the Trainer prints every log dict to stdout; FtqCallback reports them.
+    trainer.remove_callback(PrinterCallback)
     if reporter.stop_now.is_set():
         return "cancelled" if reporter.cancelled.is_set() else "lost"
     where = f"resuming from checkpoint at step {last.rsplit('-', 1)[1]}" if last else "from step 0"
@@ -294,6 +298,8 @@ def _arguments(
         "use_cpu": device == "cpu",
         "remove_unused_columns": False,
         "disable_tqdm": True,
+        "log_level": "error",
+        "log_level_replica": "error",
         "dataloader_num_workers": 0,
     }
     # Set both always: TRL's configs default to bf16 and gradient checkpointing, even on CPU.
