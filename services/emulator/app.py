@@ -20,6 +20,7 @@ from ftq.services.emulator.routes.admin import admin_router
 from ftq.services.emulator.routes.chat import chat_router
 from ftq.services.emulator.routes.files import files_router
 from ftq.services.emulator.routes.jobs import jobs_router
+from ftq.services.emulator.routes.limits import limits_router
 from ftq.services.emulator.routes.models import models_router
 from ftq.services.emulator.routes.permissions import permissions_router
 from ftq.services.emulator.store import EmulatorState
@@ -45,6 +46,7 @@ def create_app(
         files_router,
         jobs_router,
         permissions_router,
+        limits_router,
         models_router,
         chat_router,
         admin_router,

@@ -67,6 +67,8 @@ class EmulatorState:
             self.analyses: dict[str, DataSummary] = {}
             self.deleted_models: set[str] = set()
             self.permissions = CheckpointPermissions(self.has_model)
+            # The day this account stopped taking new fine-tuning jobs (None: open).
+            self.account_closed_since: str | None = None
             self.faults = faults.Faults()
             self.rng = random.Random()
             if self.initial_faults is not None:
@@ -203,11 +205,22 @@ class EmulatorState:
         training = self._summary(spec.training_file, "training_file")
         failure = self._file_failure(spec, training)
         with self.lock:
+            self._check_account()
             self._check_capacity()
             job = self._new_job(spec, training, failure)
             self.jobs[job.id] = job
             self.telemetry.jobs_created += 1
             return self._job_dict(job)
+
+    def _check_account(self) -> None:
+        if self.account_closed_since is not None:
+            raise OpenAIError(
+                403,
+                "Fine-tuning is no longer available for this organization "
+                f"(since {self.account_closed_since}).",
+                type_="invalid_request_error",
+                code="fine_tuning_unavailable",
+            )
 
     def _resolve_model(self, spec: JobSpec) -> JobSpec:
         """Aliases become snapshots; `ft:` models must exist here."""

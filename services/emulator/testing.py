@@ -93,6 +93,10 @@ class EmulatorControl:
         body = {"job_ids": job_ids, "count": count, "seconds": seconds, "to_status": to_status}
         return list(self._post("/jobs/advance", body)["data"])
 
+    def close_account(self, since: str | None) -> None:
+        """Close the account to new fine-tuning jobs from a day (None: reopen it)."""
+        self._post("/account", {"closed_since": since})
+
     def speed(self, value: float) -> None:
         """Change the speed factor (0 freezes every job until advanced)."""
         self._post("/speed", {"speed": value})

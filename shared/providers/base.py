@@ -26,6 +26,7 @@ import secrets
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -226,6 +227,10 @@ class Provider(Protocol):
         """A job's checkpoints, oldest first."""
         ...
 
+    def closed_for_account(self, model: str, today: date) -> str | None:
+        """Why this account can start no new fine-tuning job for `model` (None: it can)."""
+        ...
+
     def cancel_job(self, provider_job_id: str) -> ProviderJob:
         """Ask the provider to cancel a job."""
         ...
@@ -284,6 +289,11 @@ class ProviderBase:
     def list_checkpoints(self, provider_job_id: str) -> list[ProviderCheckpoint]:
         """No checkpoints."""
         return []
+
+    def closed_for_account(self, model: str, today: date) -> str | None:
+        """Why this account can start no new fine-tuning job for `model` today (None: it can,
+        or the provider does not say)."""
+        return None
 
     def file_content(self, file_id: str) -> bytes:
         """No result files."""

@@ -8,6 +8,7 @@ key. Every call is counted in `ftq_provider_calls_total{provider, operation, out
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ EVENT_PAGE = 100
 JOB_PAGE = 100
 FILE_PAGE = 100
 FILE_PAGES_SEARCHED = 3  # an upload lost to a crash is among the newest 300 files
+LIMITS_PATH = "/fine_tuning/model_limits"
 
 
 class OpenAIProvider(ProviderBase):
@@ -67,6 +69,37 @@ class OpenAIProvider(ProviderBase):
             raise classify(exc) from exc
         record_provider_call(self.name, operation, "ok")
         return result
+
+    # -- account limits -------------------------------------------------------------------
+
+    def closed_for_account(self, model: str, today: date) -> str | None:
+        """What `GET /v1/fine_tuning/model_limits` says of `model`, where the account exposes it.
+
+        OpenAI refused new jobs to some organisations months before the 2027-01-06 wind-down
+        (never fine-tuned: since 2026-05-07; no fine-tuned inference in 60 days: since
+        2026-07-02); the catalog cannot know which, the account's own limits can.
+        """
+        limits = self._model_limits()
+        entry = limits.get(model) if limits is not None else None
+        if entry is None:
+            return None
+        until = _date(entry.get("new_jobs_until"))
+        if entry.get("new_jobs") is False or (until is not None and today >= until):
+            since = f" since {until.isoformat()}" if until is not None else ""
+            return f"this account takes no new fine-tuning jobs for {model}{since} (model_limits)"
+        return None
+
+    def _model_limits(self) -> dict[str, dict[str, Any]] | None:
+        """The account's limits by model; None where the route is absent.
+
+        Read on every submit, not cached: one small GET beside the uploads and the create, and
+        an account closed a minute ago is known at once.
+        """
+        try:
+            body = self._call("model_limits", self.client.get, LIMITS_PATH, cast_to=object)
+        except ProviderRejected:  # 404: this account (or this provider) does not expose it
+            return None
+        return _limits_by_model(body)
 
     # -- files ----------------------------------------------------------------------------
 
@@ -275,6 +308,23 @@ class OpenAIProvider(ProviderBase):
             raise ProviderRetryable(f"provider stream broke: {type(exc).__name__}") from exc
         finally:
             response.close()
+
+
+def _limits_by_model(body: Any) -> dict[str, dict[str, Any]] | None:
+    if not isinstance(body, dict) or not isinstance(body.get("data"), list):
+        return None
+    return {
+        str(item["model"]): item
+        for item in body["data"]
+        if isinstance(item, dict) and isinstance(item.get("model"), str)
+    }
+
+
+def _date(value: Any) -> date | None:
+    try:
+        return date.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
 
 
 def classify(exc: openai.APIError) -> Exception:

@@ -5,6 +5,7 @@ Never faulted, never delayed, never logged.
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any, Literal, Self
 
 from fastapi import APIRouter, Query
@@ -56,6 +57,14 @@ class BulkAdvanceBody(AdvanceBody):
         return self
 
 
+class AccountBody(BaseModel):
+    """`POST /_emulator/account`: close the account to new jobs from a day, or reopen it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    closed_since: date | None = None
+
+
 def admin_router(state: EmulatorState) -> APIRouter:
     """Controls for tests and benchmarks."""
     router = APIRouter(prefix="/_emulator")
@@ -86,6 +95,14 @@ def admin_router(state: EmulatorState) -> APIRouter:
         """Change the clock speed factor."""
         state.set_speed(body.speed)
         return {"speed": body.speed}
+
+    @router.post("/account")
+    def set_account(body: AccountBody) -> dict[str, Any]:
+        """Close the account to new jobs (model_limits says so, creates are a 403) or reopen it."""
+        closed = body.closed_since.isoformat() if body.closed_since else None
+        with state.lock:
+            state.account_closed_since = closed
+        return {"closed_since": closed}
 
     @router.post("/jobs/{job_id}/advance")
     def advance(job_id: str, body: AdvanceBody | None = None) -> dict[str, Any]:

@@ -137,6 +137,9 @@ def _submit_locked(job_id: str) -> str | None:
             _cancel_orphan(_job_client(job_id, orphan_provider), job_id)
         return None
     provider = _job_client(job_id, plan.provider)
+    closed = provider.closed_for_account(plan.spec_base["model"], utcnow().date())
+    if closed is not None:  # before any upload: the job moves on or fails, nothing is spent
+        raise ProviderUnavailable(closed, code="model_closed")
     training_file = ensure_uploaded(provider, plan.training)
     validation_file = ensure_uploaded(provider, plan.validation) if plan.validation else None
     # Look before creating: a crash after the provider accepted must not create a twin.
