@@ -85,7 +85,7 @@ def _demo_outcome(ok: bool, log_file: Path) -> NoReturn:
     if ok:
         console.print("[bold green]demo complete[/]")
         raise typer.Exit(0)
-    console.print(f"[bold red]demo failed[/]: the server's logs are in {log_file}")
+    console.print(f"[bold red]demo failed[/]: the server's logs are in {log_file}", soft_wrap=True)
     raise typer.Exit(1)
 
 

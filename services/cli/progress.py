@@ -109,5 +109,7 @@ def _show_step(client: FtqClient, job_id: str, progress: Progress, task: TaskID)
     last = points[-1]
     total = last.get("total_steps")
     loss = last.get("train_loss")
-    detail = f"step {last['step']}/{total or '?'}" + (f", loss {loss:.3f}" if loss else "")
+    detail = f"step {last['step']}/{total or '?'}" + (
+        f", loss {loss:.3f}" if loss is not None else ""
+    )
     progress.update(task, completed=last["step"], total=total, detail=detail)

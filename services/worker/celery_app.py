@@ -23,6 +23,7 @@ TASK_MODULES = [
     "ftq.services.worker.tasks.evals",
     "ftq.services.worker.tasks.local",
     "ftq.services.worker.tasks.sweeps",
+    "ftq.services.worker.tasks.schedules",
 ]
 ROUTES = {
     "datasets.*": {"queue": "validate"},
@@ -32,6 +33,7 @@ ROUTES = {
     "evals.*": {"queue": "evals"},
     "outbox.*": {"queue": "provider"},
     "sweeps.*": {"queue": "provider"},
+    "schedules.*": {"queue": "provider"},
     "local.*": {"queue": "gpu"},  # one worker process per GPU: -Q gpu -c 1
 }
 # Longer than any task's hard time limit, so Redis never hands a running task to a second worker.
@@ -57,6 +59,7 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
         "idempotency-purge": {"task": "idempotency.purge", "schedule": 3600.0},
         "evals-sweep": {"task": "evals.sweep", "schedule": max(every, 10.0)},
         "sweeps-advance": {"task": "sweeps.advance", "schedule": max(every, 5.0)},
+        "schedules-tick": {"task": "schedules.tick", "schedule": max(every, 10.0)},
     }
 
 

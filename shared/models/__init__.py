@@ -6,6 +6,8 @@ from ftq.shared.models.dataset import Dataset
 from ftq.shared.models.eval import Eval
 from ftq.shared.models.eval_item import EvalItem
 from ftq.shared.models.eval_output import EvalOutput
+from ftq.shared.models.eval_schedule import EvalSchedule
+from ftq.shared.models.eval_schedule_run import EvalScheduleRun
 from ftq.shared.models.idempotency_key import IdempotencyKey
 from ftq.shared.models.job import Job
 from ftq.shared.models.job_checkpoint import JobCheckpoint
@@ -32,6 +34,8 @@ __all__ = [
     "Eval",
     "EvalItem",
     "EvalOutput",
+    "EvalSchedule",
+    "EvalScheduleRun",
     "IdempotencyKey",
     "Job",
     "JobCheckpoint",

@@ -16,6 +16,7 @@ EventType = Literal[
     "job.failed",
     "job.cancelled",
     "eval.completed",
+    "eval.regressed",
     "sweep.completed",
 ]
 EVENT_TYPES: tuple[str, ...] = EventType.__args__  # type: ignore[attr-defined]

@@ -98,7 +98,14 @@ def _owned_by_a(client: TestClient, session: Session, team: dict[str, Any]) -> d
         headers=auth(team),
     )
     assert sweep.status_code == 201, sweep.text
+    schedule = client.post(
+        "/v1/eval-schedules",
+        json={"model": MODEL, "dataset": dataset["id"], "grader": "exact", "cron": "@daily"},
+        headers=auth(team),
+    )
+    assert schedule.status_code == 201, schedule.text
     return {
+        "schedule_id": schedule.json()["id"],
         "sweep_id": sweep.json()["id"],
         "dataset_id": dataset["id"],
         "job_id": job["id"],
@@ -173,6 +180,8 @@ def test_team_b_changed_nothing_of_team_a(client: TestClient, world: dict[str, A
     assert job["status"] == "succeeded"
     credential = client.get(f"/v1/provider-credentials/{ids['credential_id']}", headers=auth(a))
     assert credential.status_code == 200 and credential.json()["key_hint"] == "-key"
+    schedule = client.get(f"/v1/eval-schedules/{ids['schedule_id']}", headers=auth(a))
+    assert schedule.status_code == 200 and schedule.json()["status"] == "active"
 
 
 def test_team_b_lists_show_nothing_of_team_a(client: TestClient, world: dict[str, Any]) -> None:

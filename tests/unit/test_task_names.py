@@ -20,6 +20,7 @@ WIRE_NAMES = {
     "jobs.sync_provider",
     "local.train",
     "outbox.relay",
+    "schedules.tick",
     "sweeps.advance",
     "webhooks.deliver",
     "webhooks.sweep",

@@ -30,6 +30,7 @@ N_EXAMPLES = 80
 HELD_OUT = 0.25
 SMOLLM2 = "smollm2-135m"
 GRADER = "exact"
+EVAL_MAX_TOKENS = 16
 
 
 def write_dataset(path: Path, n: int = N_EXAMPLES, seed: int = 8) -> Path:
@@ -60,6 +61,9 @@ def run_local_demo(data_dir: Path, console: Console) -> dict[str, Any]:
     port = free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
     os.environ.update(demo_environment(data_dir, port))
+    # An answer is one word: 16 new tokens decide the score, 512 (the default) would spend
+    # minutes on the base model's sentences.
+    os.environ.setdefault("FTQ_EVAL_MAX_TOKENS", str(EVAL_MAX_TOKENS))
     model = pick_model(data_dir, console)
     from ftq.shared.db import reset_engine
     from ftq.shared.settings import get_settings, reset_settings
@@ -71,7 +75,7 @@ def run_local_demo(data_dir: Path, console: Console) -> dict[str, Any]:
     settings = get_settings()
     log_file = configure_cli_logging(data_dir / LOG_FILE, settings)
     console.print(f"[bold]ftq demo --provider local[/] data in {data_dir}, API {settings.base_url}")
-    console.print(f"server and training logs: {log_file}")
+    console.print(f"server and training logs: {log_file}", soft_wrap=True)
     server = serve_in_thread(create_app(settings), port=port)
     try:
         result = _walk(

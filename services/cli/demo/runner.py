@@ -72,7 +72,7 @@ def run_demo(data_dir: Path, console: Console, provider: str = "emulator") -> di
     console.print(
         f"[bold]ftq demo[/] on {provider}: data in {data_dir}, API on {settings.base_url}"
     )
-    console.print(f"server logs: {log_file}")
+    console.print(f"server logs: {log_file}", soft_wrap=True)
     server = serve_in_thread(create_app(settings), port=port)
     receiver = WebhookReceiver().start()
     try:

@@ -11,6 +11,7 @@ from ftq.services.cli.team.api import EXIT_CODES_HELP, OK, connect, console, pri
 from ftq.services.cli.team.datasets import datasets_app
 from ftq.services.cli.team.evals import evals_app
 from ftq.services.cli.team.jobs import jobs_app
+from ftq.services.cli.team.schedules import schedules_app
 from ftq.services.cli.team.sweeps import sweeps_app
 
 
@@ -45,3 +46,4 @@ def register(app: typer.Typer) -> None:
     app.add_typer(jobs_app, name="jobs")
     app.add_typer(evals_app, name="evals")
     app.add_typer(sweeps_app, name="sweeps")
+    app.add_typer(schedules_app, name="schedules")
