@@ -37,6 +37,7 @@ class Console:
     endpoint: dict[str, Any]
     sweep: dict[str, Any]
     receiver: WebhookReceiver
+    schedule: dict[str, Any]
 
     def client(self, url: str) -> FtqClient:
         """An API client with the team key."""
@@ -115,6 +116,12 @@ def console(
             "eval": {"grader": "contains"},
         },
     )
+    # Every minute: by the time the job, its eval and the sweep are done, a slot has run.
+    schedule = client.request(
+        "POST",
+        "/v1/eval-schedules",
+        json={"model": MODEL, "dataset": dataset["id"], "grader": "contains", "cron": "* * * * *"},
+    )
     final = client.wait_job(job["id"], timeout=240)
     assert final["status"] == "succeeded", stack.logs()
     final = client.wait(
@@ -124,7 +131,12 @@ def console(
     sweep = client.wait(f"/v1/sweeps/{sweep['id']}", lambda s: s["status"] != "running", 240)
     assert sweep["status"] == "completed", sweep
     _wait_delivered(client, final["id"])
-    return Console(key, team, final, duplicates, endpoint, sweep, receiver)
+    schedule = client.wait(
+        f"/v1/eval-schedules/{schedule['id']}",
+        lambda s: (s["last_run"] or {}).get("status") == "completed",
+        180,
+    )
+    return Console(key, team, final, duplicates, endpoint, sweep, receiver, schedule)
 
 
 def _wait_delivered(client: FtqClient, job_id: str, timeout: float = 60.0) -> None:

@@ -285,6 +285,11 @@ def test_evals_section_shows_models_side_by_side_with_intervals(
         low, high = result["interval"]
         assert row.find_element(By.CSS_SELECTOR, ".interval").text == f"[{low:.3f}, {high:.3f}]"
     assert "baseline" in rows[0].text and "of " in rows[1].text
+    schedule = console.schedule
+    row = _wait(browser, f"table.schedule-table tr[data-schedule='{schedule['id']}']")
+    assert "* * * * *" in row.text and "active" in row.text
+    last = row.find_element(By.CSS_SELECTOR, ".last-score").text
+    assert last.startswith(f"{schedule['last_run']['score']:.3f}") and "completed" in last
     _screenshot(browser, screenshots, "evals")
 
 
