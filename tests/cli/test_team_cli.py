@@ -237,3 +237,21 @@ def test_a_job_with_an_eval_and_evals_run_show_models_side_by_side(
     assert bad.returncode == 2
     missing = cli.run("evals", "run", "--dataset", "ds_missing", "--model", MODEL)
     assert missing.returncode == 3 and "ds_missing" in missing.stderr
+
+
+def test_sweeps_create_waits_for_the_winner_and_show_prints_the_trials(
+    cli: Cli, dataset: dict[str, Any]
+) -> None:
+    args = ["--model", MODEL, "--training-dataset", dataset["id"]]
+    args += ["--eval-dataset", dataset["id"], "--grader", "contains", "--vary", "n_epochs=1,2"]
+    done = cli.run("sweeps", "create", *args, "--timeout", "240")
+    assert done.returncode == 0, done.stderr + done.stdout
+    assert "2 trials" in done.stdout and "winner" in done.stdout and "★" in done.stdout
+    sweep_id = done.stdout.split("sweep ", 1)[1].split()[0]
+    shown = cli.json("sweeps", "show", sweep_id)
+    assert shown["status"] == "completed" and shown["best_job_id"]
+    assert sorted(t["hyperparameters"]["n_epochs"] for t in shown["trials"]) == [1, 2]
+    table = cli.run("sweeps", "show", sweep_id)
+    assert table.returncode == 0 and all(t["job_id"] in table.stdout for t in shown["trials"])
+    bad = cli.run("sweeps", "create", *args[:-1], "n_epochs=one")
+    assert bad.returncode != 0 and "n_epochs" in bad.stderr + bad.stdout
