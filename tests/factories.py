@@ -59,12 +59,13 @@ def team_row(session: Any, name: str = "team-orm") -> Any:
     return service.get_team(session, created.id), created
 
 
-def job_row(session: Any, team: Any, **fields: Any) -> Any:
-    """A submitted job with its dataset, written directly."""
+def dataset_row(team: Any, **fields: Any) -> Any:
+    """A dataset row with no file behind it (`status` ready unless given), not yet added."""
     from ftq.shared.ids import new_id
-    from ftq.shared.models import Dataset, Job
+    from ftq.shared.models import Dataset
 
-    dataset = Dataset(
+    values: dict[str, Any] = {"status": "ready", "n_examples": None, **fields}
+    return Dataset(
         id=new_id("ds"),
         team_id=team.id,
         name="d.jsonl",
@@ -72,9 +73,17 @@ def job_row(session: Any, team: Any, **fields: Any) -> Any:
         bytes=10,
         sha256=new_id("sha"),
         blob_key="x",
-        status="ready",
         provider_files={},
+        **values,
     )
+
+
+def job_row(session: Any, team: Any, **fields: Any) -> Any:
+    """A submitted job with its dataset, written directly."""
+    from ftq.shared.ids import new_id
+    from ftq.shared.models import Job
+
+    dataset = dataset_row(team)
     session.add(dataset)
     session.flush()
     job = Job(

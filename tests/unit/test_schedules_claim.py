@@ -19,7 +19,6 @@ from sqlalchemy.orm import Session
 
 from ftq.services.worker.tasks import schedules as tasks
 from ftq.shared.db import get_sessionmaker
-from ftq.shared.ids import new_id
 from ftq.shared.models import (
     Dataset,
     Eval,
@@ -34,7 +33,7 @@ from ftq.shared.schedules.schemas import EvalScheduleCreate
 from ftq.shared.timeutil import as_utc, utcnow
 from ftq.shared.webhooks import service as webhooks
 from ftq.shared.webhooks.schemas import WebhookEndpointCreate
-from tests.factories import team_row
+from tests.factories import dataset_row, team_row
 
 MODEL = "gpt-4o-mini-2024-07-18"
 
@@ -231,15 +230,4 @@ def test_racing_settlements_emit_one_regression(
 
 
 def _dataset(team: Team) -> Dataset:
-    return Dataset(
-        id=new_id("ds"),
-        team_id=team.id,
-        name="d.jsonl",
-        purpose="fine-tune",
-        bytes=10,
-        sha256=new_id("sha"),
-        blob_key="x",
-        status="ready",
-        n_examples=12,
-        provider_files={},
-    )
+    return dataset_row(team, n_examples=12)

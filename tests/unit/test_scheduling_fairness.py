@@ -19,7 +19,7 @@ from ftq.shared.models import Dataset, Job, OutboxMessage, ProviderCapacity, Tea
 from ftq.shared.settings import Settings, reset_settings
 from ftq.shared.timeutil import utcnow
 from tests.conftest import TEST_DATABASE_URL
-from tests.factories import team_row
+from tests.factories import dataset_row, team_row
 
 MODEL = "gpt-4o-mini-2024-07-18"
 
@@ -289,14 +289,4 @@ def test_parallel_creates_across_teams_at_their_budget_never_overspend(
 
 
 def _dataset(team: Team, status: str) -> Dataset:
-    return Dataset(
-        id=new_id("ds"),
-        team_id=team.id,
-        name="d.jsonl",
-        purpose="fine-tune",
-        bytes=10,
-        sha256=new_id("sha"),
-        blob_key="x",
-        status=status,
-        provider_files={},
-    )
+    return dataset_row(team, status=status)
