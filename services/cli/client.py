@@ -10,6 +10,7 @@ from typing import IO, Any
 import httpx
 
 TERMINAL = {"succeeded", "failed", "cancelled"}
+EVAL_DONE = frozenset({"completed", "failed", "skipped"})  # an eval that will not move
 
 
 class FtqAPIError(RuntimeError):

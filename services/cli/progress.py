@@ -22,9 +22,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from ftq.services.cli.client import TERMINAL, FtqClient
-
-EVAL_DONE = {"completed", "failed", "skipped"}
+from ftq.services.cli.client import EVAL_DONE, TERMINAL, FtqClient
 
 
 @contextmanager

@@ -31,7 +31,7 @@ from ftq.shared.jobs import lifecycle
 from ftq.shared.jobs import repository as jobs_repo
 from ftq.shared.jobs import service as jobs
 from ftq.shared.jobs.schemas import EvalResult, JobEval, JobEvalRequest
-from ftq.shared.models import Dataset, Eval, Job, JobCheckpoint, Team
+from ftq.shared.models import Dataset, Eval, Job, Team
 from ftq.shared.outbox import enqueue
 from ftq.shared.providers.registry import check_configured
 from ftq.shared.settings import get_settings
@@ -61,6 +61,21 @@ def run_task(row: Eval) -> str:
 
 def create(session: Session, team: Team, data: EvalCreate) -> Eval:
     """Accept an eval; the worker runs it."""
+    provider = data.provider or get_settings().provider
+    config, dataset = check(session, team, data)
+    row = _new(session, team.id, dataset.id, data.models, data.grader, provider, data, None)
+    row.grader_config = config
+    session.flush()
+    return row
+
+
+def check(
+    session: Session, team: Team, data: EvalCreate, model_param: str = "models.{index}"
+) -> tuple[dict[str, Any] | None, Dataset]:
+    """Refuse an eval that could never run; its grader configuration and dataset otherwise.
+
+    `model_param` names a refused model (`{index}`: its place in `models`).
+    """
     settings = get_settings()
     if data.concurrency > settings.eval_max_concurrency:
         raise Unprocessable(
@@ -70,17 +85,14 @@ def create(session: Session, team: Team, data: EvalCreate) -> Eval:
     for name in sorted({provider_for(m, provider) for m in data.models}):
         check_configured(name)
     for index, model in enumerate(data.models):
-        jobs.check_model_access(session, team, model, param=f"models.{index}")
+        jobs.check_model_access(session, team, model, param=model_param.format(index=index))
     config = check_config(data.grader, pattern=data.pattern, json_schema=data.json_schema)
     if data.grader == "judge":
         config = _judge_config(session, team, data, provider)
     elif data.judge is not None:
         raise Unprocessable("judge is only for grader judge", param="judge")
     dataset = datasets.usable(session, team, data.dataset, "dataset", small_ok=True, ready=True)
-    row = _new(session, team.id, dataset.id, data.models, data.grader, provider, data, None)
-    row.grader_config = config
-    session.flush()
-    return row
+    return config, dataset
 
 
 def _judge_config(session: Session, team: Team, data: EvalCreate, default: str) -> dict[str, Any]:
@@ -165,15 +177,11 @@ def create_for_job(session: Session, job: Job) -> Eval | None:
         return None
     models = [job.model, job.fine_tuned_model]
     if request.checkpoints:
-        kept = [(c.fine_tuned_model_checkpoint, c.step_number) for c in _checkpoints(session, job)]
+        kept = _checkpoint_steps(session, job).items()
         models = checkpoints.eval_models(job.model, job.fine_tuned_model, kept)
     row = _new(session, job.team_id, dataset_id, models, request.grader, job.provider, request, job)
     job.eval_id = row.id
     return row
-
-
-def _checkpoints(session: Session, job: Job) -> list[JobCheckpoint]:
-    return jobs_repo.checkpoints(session, job.id)
 
 
 def start_for_job(session: Session, job: Job) -> None:
@@ -210,9 +218,15 @@ def _create_retention(session: Session, job: Job) -> Eval | None:
     return row
 
 
+def _checkpoint_steps(session: Session, job: Job) -> dict[str, int]:
+    """The step of each model id the provider kept for the job."""
+    kept = jobs_repo.checkpoints(session, job.id)
+    return {c.fine_tuned_model_checkpoint: c.step_number for c in kept}
+
+
 def pick_best(session: Session, job: Job, view: EvalOut) -> dict[str, Any] | None:
     """The best of a checkpoint eval's tuned models (the final one at its last step)."""
-    steps = {c.fine_tuned_model_checkpoint: c.step_number for c in _checkpoints(session, job)}
+    steps = _checkpoint_steps(session, job)
     last = max(steps.values(), default=0)
     if job.fine_tuned_model not in steps:
         metrics = jobs_repo.metrics(session, job.id)

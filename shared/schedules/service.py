@@ -18,18 +18,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from croniter import CroniterBadCronError, CroniterBadDateError, croniter
 from sqlalchemy.orm import Session
 
-from ftq.shared.datasets import service as datasets
 from ftq.shared.errors import AppError, NotFound, Unprocessable
 from ftq.shared.evals import repository as evals_repo
 from ftq.shared.evals import service as evals
 from ftq.shared.evals import stats
-from ftq.shared.evals.graders import check_config
 from ftq.shared.evals.schemas import Eval as EvalOut
 from ftq.shared.evals.schemas import EvalCreate
 from ftq.shared.ids import new_id
-from ftq.shared.jobs import service as jobs
 from ftq.shared.models import Eval, EvalSchedule, EvalScheduleRun, Team
-from ftq.shared.providers.registry import check_configured
 from ftq.shared.schedules import repository
 from ftq.shared.schedules.schemas import EvalSchedule as ScheduleOut
 from ftq.shared.schedules.schemas import EvalScheduleCreate, LastRun
@@ -95,8 +91,6 @@ def latest_slot(expression: str, timezone: str, at: datetime) -> datetime:
 def create(session: Session, team: Team, data: EvalScheduleCreate) -> EvalSchedule:
     """Accept a schedule after the checks POST /v1/evals makes; its first slot is the next one."""
     first = check_cron(data.cron, data.timezone)
-    provider = data.provider or get_settings().provider
-    _check_eval(session, team, data, provider)
     row = EvalSchedule(
         id=new_id("evs"),
         team_id=team.id,
@@ -105,7 +99,7 @@ def create(session: Session, team: Team, data: EvalScheduleCreate) -> EvalSchedu
         dataset_id=data.dataset,
         grader=data.grader,
         grader_config=_grader_input(data),
-        provider=provider,
+        provider=data.provider or get_settings().provider,
         max_items=data.max_items,
         cron=data.cron.strip(),
         timezone=zone(data.timezone).key,
@@ -114,21 +108,10 @@ def create(session: Session, team: Team, data: EvalScheduleCreate) -> EvalSchedu
         status="active",
         next_run_at=first,
     )
+    # Exactly the eval each slot will run, refused now as POST /v1/evals would refuse it.
+    evals.check(session, team, eval_request(row, first), model_param="model")
     repository.add(session, row)
     return row
-
-
-def _check_eval(session: Session, team: Team, data: EvalScheduleCreate, provider: str) -> None:
-    """Refuse what an eval create would refuse (same checks, same order), naming our fields."""
-    check_configured(evals.provider_for(data.model, provider))
-    jobs.check_model_access(session, team, data.model, param="model")
-    check_config(data.grader, pattern=data.pattern, json_schema=data.json_schema)
-    if data.grader == "judge":
-        # The judge's provider and model are checked exactly as for an eval's judge.
-        evals._judge_config(session, team, _eval_request_from(data, provider), provider)
-    elif data.judge is not None:
-        raise Unprocessable("judge is only for grader judge", param="judge")
-    datasets.usable(session, team, data.dataset, "dataset", small_ok=True, ready=True)
 
 
 def _grader_input(data: EvalScheduleCreate) -> dict[str, Any] | None:
@@ -139,19 +122,6 @@ def _grader_input(data: EvalScheduleCreate) -> dict[str, Any] | None:
     if data.judge is not None:
         return {"judge": data.judge.model_dump()}
     return None
-
-
-def _eval_request_from(data: EvalScheduleCreate, provider: str) -> EvalCreate:
-    return EvalCreate(
-        dataset=data.dataset,
-        models=[data.model],
-        grader=data.grader,
-        pattern=data.pattern,
-        json_schema=data.json_schema,
-        judge=data.judge,
-        provider=provider,
-        max_items=data.max_items,
-    )
 
 
 def eval_request(schedule: EvalSchedule, slot: datetime) -> EvalCreate:

@@ -230,7 +230,7 @@ def _finish(session: Session, sweep: Sweep, views: list[Trial]) -> None:
     sweep.completed_at = utcnow()
     session.flush()
     # Emitted once: only the advance that moves the locked sweep out of `running` gets here.
-    payload = sweep_payload(to_schema(session, sweep))
+    payload = sweep_payload(to_schema(session, sweep, views))
     webhooks.emit(session, sweep.team_id, "sweep.completed", payload)
 
 
@@ -267,9 +267,12 @@ def _trial(session: Session, job: Job, search: dict[str, Any]) -> Trial:
     )
 
 
-def to_schema(session: Session, sweep: Sweep) -> SweepOut:
+def to_schema(session: Session, sweep: Sweep, trials: list[Trial] | None = None) -> SweepOut:
     """The API view of a sweep with every trial's hyperparameters, score and cost."""
-    trials = [_trial(session, job, sweep.search) for job in repository.trials(session, sweep.id)]
+    if trials is None:
+        trials = [
+            _trial(session, job, sweep.search) for job in repository.trials(session, sweep.id)
+        ]
     return SweepOut(
         id=sweep.id,
         status=sweep.status,  # type: ignore[arg-type]

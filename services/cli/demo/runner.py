@@ -22,7 +22,6 @@ DEMO_DATASET = "unit_conversions.jsonl"
 LOG_FILE = "ftq.log"  # the embedded API's and worker's logs, in the demo's data folder
 HELD_OUT = 0.3  # share of the dataset kept out of training and used for the eval
 EVAL_GRADER = "rouge_l"
-EVAL_DONE = {"completed", "failed", "skipped"}
 # The model each hosted demo provider tunes (both served by the in-process emulator).
 DEMO_MODELS = {
     "emulator": "gpt-4o-mini-2024-07-18",
@@ -203,15 +202,9 @@ def _eval(client: FtqClient, job: dict[str, Any], console: Console) -> dict[str,
     """Wait for the job's eval (base vs fine-tuned on the held-out split) and print the table."""
     from ftq.services.cli.team.render import eval_table
 
-    deadline = time.monotonic() + 180
-    evaluation = job.get("eval") or {}
-    while evaluation and evaluation["status"] not in EVAL_DONE and time.monotonic() < deadline:
-        time.sleep(0.25)
-        evaluation = client.request("GET", f"/v1/jobs/{job['id']}").get("eval") or {}
-    if evaluation.get("id"):
-        evaluation = dict(client.request("GET", f"/v1/evals/{evaluation['id']}"))
-        if len(evaluation.get("models") or []) <= 2:  # with checkpoints: checkpoint_table
-            console.print(eval_table(evaluation))
+    evaluation = progress.wait_eval(client, console, job, timeout=180)
+    if len(evaluation.get("models") or []) == 2:  # with checkpoints: checkpoint_table, later
+        console.print(eval_table(evaluation))
     console.print(
         f"eval {evaluation.get('status')}: {EVAL_GRADER} on the {HELD_OUT:.0%} held out of "
         "training. The emulator is a test double, not training: its fine-tuned model answers "

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from ftq.services.cli.client import TERMINAL, FtqClient
+from ftq.services.cli.client import EVAL_DONE, TERMINAL, FtqClient
 from ftq.services.cli.team import render
 from ftq.services.cli.team.api import (
     EXIT_CODES_HELP,
@@ -25,7 +25,6 @@ jobs_app = typer.Typer(
     help="Create, watch and list fine-tuning jobs.", epilog=EXIT_CODES_HELP, no_args_is_help=True
 )
 JsonOption = Annotated[bool, typer.Option("--json", help="print JSON for scripts")]
-EVAL_DONE = {"completed", "failed", "skipped"}
 
 
 @jobs_app.command("create")
