@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -165,3 +166,18 @@ def start_distributed(
     stack.wait_http(f"http://127.0.0.1:{emulator_port}/v1/files", timeout=60)
     stack.wait_http(f"{stack.url}/readyz")
     return stack
+
+
+def letter_questions(path: Path, n: int, offset: int = 0) -> Path:
+    """`n` four-option questions in chat JSONL, each answered with one letter."""
+    lines = []
+    for i in range(offset, offset + n):
+        options = "\n".join(f"{letter}. choice {letter.lower()}{i}" for letter in "ABCD")
+        messages = [
+            {"role": "system", "content": "Answer with one letter."},
+            {"role": "user", "content": f"Question {i}: which is right?\n{options}"},
+            {"role": "assistant", "content": "ABCD"[(i * 3) % 4]},
+        ]
+        lines.append(json.dumps({"messages": messages}))
+    path.write_text("\n".join(lines) + "\n")
+    return path

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,21 +16,11 @@ from standardwebhooks import Webhook
 
 from ftq.services.cli.client import FtqClient
 from ftq.services.cli.receiver import WebhookReceiver
-from tests.e2e.stack import Stack, start_embedded
+from tests.e2e.stack import Stack
 
 pytestmark = pytest.mark.e2e
 MODEL = "gpt-4o-mini-2024-07-18"
 ITEMS = 40
-
-
-@pytest.fixture
-def stack(tmp_path: Path) -> Iterator[Stack]:
-    """An embedded stack (API, worker and emulator in processes of their own)."""
-    running = start_embedded(tmp_path)
-    try:
-        yield running
-    finally:
-        running.stop()
 
 
 def _facts(path: Path) -> Path:

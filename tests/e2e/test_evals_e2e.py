@@ -6,7 +6,6 @@ fine-tuned model scores 1.0 on its training prompts and the base model about cha
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +16,7 @@ from standardwebhooks import Webhook
 
 from ftq.services.cli.client import FtqClient
 from ftq.services.cli.receiver import WebhookReceiver
-from tests.e2e.stack import Stack, start_distributed, start_embedded
+from tests.e2e.stack import Stack, letter_questions, start_distributed, start_embedded
 from tests.services import postgres_url_or_skip, redis_url_or_skip
 
 pytestmark = pytest.mark.e2e
@@ -36,20 +35,6 @@ def stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stack]:
         yield running
     finally:
         running.stop()
-
-
-def _questions(path: Path, n: int) -> Path:
-    lines = []
-    for i in range(n):
-        options = "\n".join(f"{letter}. choice {letter.lower()}{i}" for letter in "ABCD")
-        messages = [
-            {"role": "system", "content": "Answer with one letter."},
-            {"role": "user", "content": f"Question {i}: which is right?\n{options}"},
-            {"role": "assistant", "content": "ABCD"[(i * 3) % 4]},
-        ]
-        lines.append(json.dumps({"messages": messages}))
-    path.write_text("\n".join(lines) + "\n")
-    return path
 
 
 def _wait_eval(client: FtqClient, job_id: str, timeout: float = 120.0) -> dict[str, Any]:
@@ -74,7 +59,7 @@ def test_job_with_eval_attaches_base_and_fine_tuned_scores(stack: Stack, tmp_pat
             json={"url": receiver.url, "events": ["eval.completed"]},
         )
         dataset = client.wait_dataset(
-            client.upload_dataset(_questions(tmp_path / "mc.jsonl", 12))["id"]
+            client.upload_dataset(letter_questions(tmp_path / "mc.jsonl", 12))["id"]
         )
         assert dataset["status"] == "ready", dataset
         job = client.request(

@@ -6,43 +6,17 @@ fine-tuned models answer by a hash of (model, prompt): each trial gets its own s
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from ftq.services.cli.client import FtqClient
 from ftq.services.cli.receiver import WebhookReceiver
-from tests.e2e.stack import Stack, start_embedded
+from tests.e2e.stack import Stack, letter_questions
 
 pytestmark = pytest.mark.e2e
 MODEL = "gpt-4o-mini-2024-07-18"
-
-
-@pytest.fixture
-def stack(tmp_path: Path) -> Iterator[Stack]:
-    """`ftq up` with SQLite, the memory broker and the emulator."""
-    running = start_embedded(tmp_path)
-    try:
-        yield running
-    finally:
-        running.stop()
-
-
-def _questions(path: Path, n: int, offset: int = 0) -> Path:
-    lines = []
-    for i in range(offset, offset + n):
-        options = "\n".join(f"{letter}. choice {letter.lower()}{i}" for letter in "ABCD")
-        messages = [
-            {"role": "system", "content": "Answer with one letter."},
-            {"role": "user", "content": f"Question {i}: which is right?\n{options}"},
-            {"role": "assistant", "content": "ABCD"[(i * 3) % 4]},
-        ]
-        lines.append(json.dumps({"messages": messages}))
-    path.write_text("\n".join(lines) + "\n")
-    return path
 
 
 def test_three_trial_sweep_picks_the_best_score_and_notifies_once(
@@ -60,10 +34,10 @@ def test_three_trial_sweep_picks_the_best_score_and_notifies_once(
         )
         receiver.secrets.append(endpoint["secret"])
         train = client.wait_dataset(
-            client.upload_dataset(_questions(tmp_path / "t.jsonl", 12), model=MODEL)["id"]
+            client.upload_dataset(letter_questions(tmp_path / "t.jsonl", 12), model=MODEL)["id"]
         )
         held_out = client.wait_dataset(
-            client.upload_dataset(_questions(tmp_path / "v.jsonl", 40, offset=1000))["id"]
+            client.upload_dataset(letter_questions(tmp_path / "v.jsonl", 40, offset=1000))["id"]
         )
         sweep = client.request(
             "POST",
