@@ -142,7 +142,7 @@ def step_metrics(
     overfit: training falls to a low floor; validation bottoms out at 35 % of the run, then rises.
     underfit: training stays high (about 1.8) and flat after a short fall; accuracy about 0.45.
     diverge: healthy for the first 30 % of the run, then the loss grows exponentially.
-    noisy: the healthy trend with +-75 % step-to-step noise.
+    noisy: the healthy trend with alternating +-35-75 % step-to-step jumps.
     """
     start = 1.2 + 1.2 * unit_float(job_id, "start")
     floor = 0.05 + 0.3 * unit_float(job_id, "floor")
@@ -163,9 +163,11 @@ def step_metrics(
         knee = floor + (start - floor) * math.exp(-rate * 0.3)
         trend = trend if x <= 0.3 else knee * math.exp(4.0 * (x - 0.3))
         valid_trend = trend * 1.08
-    elif curve == "noisy":
-        noise = 1.5
-    loss = trend * (1 + noise * (unit_float(job_id, step, "noise") - 0.5))
+    jump = unit_float(job_id, step, "noise") - 0.5
+    if curve == "noisy":
+        # Alternating jumps of 35-75 %: noisy from step to step, with the trend left intact.
+        noise, jump = 1.0, (0.35 + 0.4 * (jump + 0.5)) * (1 if step % 2 else -1)
+    loss = trend * (1 + noise * jump)
     metrics = {"step": step, "train_loss": round(loss, 5)}
     metrics["train_mean_token_accuracy"] = _accuracy(loss, unit_float(job_id, step, "acc"))
     if with_valid:

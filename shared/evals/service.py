@@ -653,7 +653,7 @@ def _note_retention(session: Session, job: Job, row: Eval, view: EvalOut) -> dic
     pending = {k: v for k, v in (job.retention or {}).items() if k in ("eval_id", "suite")}
     if view.status != "completed":
         job.retention = retention.failed(pending, (view.error and view.error.message) or "failed")
-        lifecycle.add_event(session, job, f"Retention check {row.id} failed", level="warning")
+        lifecycle.add_event(session, job, f"Retention check {row.id} failed", level="warn")
         session.flush()
         return job.retention
     scores = repository.scores(session, [row.id])
@@ -661,7 +661,7 @@ def _note_retention(session: Session, job: Job, row: Eval, view: EvalOut) -> dic
     found = retention.result(pending, base, tuned, get_settings().retention_warn_drop)
     job.retention = found
     if found["warning"]:
-        lifecycle.add_event(session, job, f"Retention warning: {found['warning']}", level="warning")
+        lifecycle.add_event(session, job, f"Retention warning: {found['warning']}", level="warn")
     else:
         lifecycle.add_event(
             session,

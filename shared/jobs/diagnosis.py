@@ -269,10 +269,8 @@ def _overfitting(
     train_at = _value_at(t_steps, t_smooth, v_steps[at])
     train_falls = t_smooth[-1] < train_at * (1 - t.flat_drop)
     after = v_smooth[at + 1 :]
-    rising = (
-        len(after) >= t.overfit_evals
-        and v_smooth[-1] >= low * (1 + t.overfit_rise)
-        and all(v > low for v in after[-t.overfit_evals :])
+    rising = len(after) >= t.overfit_evals and all(
+        v >= low * (1 + t.overfit_rise) for v in after[-t.overfit_evals :]
     )
     total = max(t_steps[-1], next((p.total_steps for p in points if p.total_steps), 0) or 0)
     epochs_down = 2 if v_steps[at] < total / 2 else 1
@@ -285,9 +283,13 @@ def _overfitting(
             f"the validation loss was lowest ({low:.3g}) at step {v_steps[at]} and rose to "
             f"{v_smooth[-1]:.3g} while the training loss kept falling: train {epochs} epochs",
         )
-    gap_end = v_smooth[-1] - t_smooth[-1]
+    # Gaps are averaged over the last quarter of evaluations: one low training point (noise)
+    # at the very end must not read as a widening gap.
+    gaps = [v - _value_at(t_steps, t_smooth, s) for s, v in zip(v_steps, v_smooth, strict=True)]
+    tail = max(3, len(gaps) // 4)
+    gap_end = statistics.fmean(gaps[-tail:])
     third = len(v_smooth) // 3
-    gap_third = v_smooth[third] - _value_at(t_steps, t_smooth, v_steps[third])
+    gap_third = gaps[third]
     if train_falls and gap_end >= t.gap_min and gap_end >= t.gap_growth * max(gap_third, 0.0):
         return _finding(
             "overfitting",

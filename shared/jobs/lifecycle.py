@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from ftq.shared import catalog
 from ftq.shared.jobs import hooks, repository
-from ftq.shared.jobs.schemas import TERMINAL_STATUSES
+from ftq.shared.jobs.schemas import TERMINAL_STATUSES, EventLevel
 from ftq.shared.models import Job, JobEvent
 from ftq.shared.outbox import enqueue
 from ftq.shared.timeutil import utcnow
@@ -21,7 +21,7 @@ from ftq.shared.webhooks import service as webhooks
 WEBHOOK_STATUSES = {"submitted", "running", "succeeded", "failed", "cancelled"}
 
 
-def add_event(session: Session, job: Job, message: str, *, level: str = "info") -> None:
+def add_event(session: Session, job: Job, message: str, *, level: EventLevel = "info") -> None:
     """Append one of ftq's own events to a job's timeline."""
     repository.add(
         session, JobEvent(job_id=job.id, source="ftq", level=level, type="message", message=message)
@@ -35,7 +35,7 @@ def fail(session: Session, job: Job, code: str, message: str) -> None:
 
 
 def set_status(
-    session: Session, job: Job, status: str, message: str, *, level: str = "info"
+    session: Session, job: Job, status: str, message: str, *, level: EventLevel = "info"
 ) -> None:
     """Move a (locked) job to `status`: timestamps, an event, one webhook, a freed slot."""
     if job.status == status:

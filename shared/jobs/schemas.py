@@ -387,6 +387,10 @@ class Job(BaseModel):
     finished_at: datetime | None
 
 
+# OpenAI's event levels; ftq's own events use the same three.
+EventLevel = Literal["info", "warn", "error"]
+
+
 class JobEvent(BaseModel):
     """One line of a job's timeline."""
 

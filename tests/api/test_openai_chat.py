@@ -46,7 +46,11 @@ def _direct(emulator: Emulator) -> openai.OpenAI:
 
 
 def _tuned_at_emulator(emulator: Emulator) -> tuple[str, str]:
-    """(fine-tuned model, its first checkpoint) of a job the emulator ran to the end."""
+    """(fine-tuned model, its final-step checkpoint) of a job the emulator ran to the end.
+
+    The final step's checkpoint answers every trained prompt as taught; an earlier one answers
+    only a share of them (services/emulator/chat.py), which would make the test depend on ids.
+    """
     direct = _direct(emulator)
     file = direct.files.create(file=("t.jsonl", io.BytesIO(chat_jsonl(12))), purpose="fine-tune")
     job = direct.fine_tuning.jobs.create(model=MODEL, training_file=file.id, suffix="chat")
@@ -54,7 +58,9 @@ def _tuned_at_emulator(emulator: Emulator) -> tuple[str, str]:
     model = direct.fine_tuning.jobs.retrieve(job.id).fine_tuned_model
     checkpoints = direct.fine_tuning.jobs.checkpoints.list(job.id).data
     assert model and checkpoints
-    return model, checkpoints[-1].fine_tuned_model_checkpoint
+    newest = checkpoints[0]  # OpenAI lists checkpoints newest first
+    assert newest.step_number == max(c.step_number for c in checkpoints)
+    return model, newest.fine_tuned_model_checkpoint
 
 
 def test_a_base_model_completion_is_the_providers_answer(

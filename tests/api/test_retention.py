@@ -136,7 +136,7 @@ def test_a_job_that_forgot_the_suite_ends_with_retention_and_a_warning(
 
     timeline = events(session, final["id"])
     assert ("info", f"Retention check {found['eval_id']} queued on ftq-general-v1") in timeline
-    assert ("warning", f"Retention warning: {found['warning']}") in timeline
+    assert ("warn", f"Retention warning: {found['warning']}") in timeline
 
     (succeeded,) = payloads(session, final["id"], "job.succeeded")
     assert succeeded["retention"] == {
@@ -193,7 +193,7 @@ def test_a_teams_own_suite_that_improved_gives_no_warning_and_bad_requests_are_r
     assert found["items"] == 12 and found["tuned_score"] == 1.0
     assert found["delta"] > 0 and found["warning"] is None
     timeline = events(session, final["id"])
-    assert not [m for level, m in timeline if level == "warning" and "Retention" in m]
+    assert not [m for level, m in timeline if level == "warn" and "Retention" in m]
     assert any(m.startswith("Retention on 12 items: base") for _, m in timeline)
 
 
@@ -221,4 +221,4 @@ def test_a_check_whose_suite_was_deleted_fails_on_the_job_without_scores(
     assert found["status"] == "failed" and "no longer exists" in found["error"]
     assert "base_score" not in found and found["warning"] is None
     assert final["eval"]["status"] == "completed", "the job's own eval is unaffected"
-    assert ("warning", f"Retention check {found['eval_id']} failed") in events(session, final["id"])
+    assert ("warn", f"Retention check {found['eval_id']} failed") in events(session, final["id"])
