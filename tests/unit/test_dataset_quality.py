@@ -7,11 +7,19 @@ import json
 import random
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from ftq.shared.datasets.validation import parallel, validate_file
 from ftq.shared.datasets.validation.core import validate_pair
-from ftq.shared.datasets.validation.quality import Kmv, QualityConfig, lsh_bands, prompt_answer
+from ftq.shared.datasets.validation.quality import (
+    BATCH,
+    Kmv,
+    QualityConfig,
+    capped_words,
+    lsh_bands,
+    prompt_answer,
+)
 from ftq.shared.datasets.validation.report import Quality
 from tests.unit._data import require_shared_data
 
@@ -106,6 +114,28 @@ def test_near_duplicates_by_minhash(tmp_path: Path) -> None:
     assert q.near_duplicates.lines == [32]
     assert q.near_duplicates.matches == [31]
     assert q.exact_duplicates.count == 0
+
+
+def test_near_duplicates_of_long_prompts_are_found_across_sketch_batches(tmp_path: Path) -> None:
+    rng = random.Random(9)
+    lines = varied(BATCH + 100)
+    base, answer = sentence(rng, 900), sentence(rng, 40)  # ~6 KB: only its ends are split
+    words = base.split()
+    words[-5] = "zeppelin"
+    lines[4] = example(base, answer)
+    lines[BATCH + 50] = example(" ".join(words), answer)
+    q = quality_of(write(tmp_path / "d.jsonl", lines))
+    assert q.near_duplicates.lines == [BATCH + 51]
+    assert q.near_duplicates.matches == [5]
+
+
+def test_capped_words_are_the_ends_of_the_full_split() -> None:
+    rng = random.Random(3)
+    text = sentence(rng, 1000).encode()
+    words = text.split()
+    assert capped_words(text, 128) == words[:64] + words[-64:]
+    assert capped_words(b"a  b\tc", 128) == [b"a", b"b", b"c"]
+    assert capped_words(b"", 128) == []
 
 
 def test_near_duplicate_threshold_is_a_setting(
@@ -291,9 +321,9 @@ def test_lsh_bands_match_datasketch_choice() -> None:
 def test_kmv_estimates_distinct_and_merges() -> None:
     a, b = Kmv(), Kmv()
     rng = random.Random(0)
-    values = [rng.getrandbits(64) for _ in range(20_000)]
-    a.add_many(values[:12_000])
-    b.add_many(values[8_000:])
+    values = np.array([rng.getrandbits(64) for _ in range(20_000)], dtype=np.uint64)
+    a.add_array(values[:12_000])
+    b.add_array(values[8_000:])
     a.merge(b)
     assert a.total == 24_000
     assert abs(a.distinct() - 20_000) / 20_000 < 0.06

@@ -159,10 +159,10 @@ def _quality_only(path: Path, config: QualityConfig, chunk: int = 10_000) -> Qua
             found = (detect_format(obj) or fmt) if type(obj) is dict else None
             if found:
                 feed.example(obj, found, ln, None)
-                if len(feed.part.lines) >= chunk:
-                    index.add(feed.part, 0)
+                if feed.count >= chunk:
+                    index.add(feed.finish(), 0)
                     feed = QualityPass(config, fmt)
-        index.add(feed.part, 0)
+        index.add(feed.finish(), 0)
     except BaseException:
         index.close()
         raise

@@ -6,21 +6,27 @@ The parent folds the parts into a `QualityIndex`, whose rows live in a temporary
 that spills to disk, so memory stays flat whatever the file's size. Near duplicates are MinHash
 LSH: signatures from `rensa` (a maintained Rust MinHash), bands picked for the threshold the way
 datasketch does, candidates verified on their signatures.
+
+Examples are sketched in batches: rensa hashes the words of a batch in one call, numpy turns
+word hashes into n-gram hashes, and rensa's digest matrix signs the whole batch at once, so the
+per-example Python work is parsing out the prompt and answer and a few exact hashes.
 """
 
 from __future__ import annotations
 
 import hashlib
-import heapq
 import sqlite3
 from array import array
 from collections.abc import Iterator
 from contextlib import suppress
 from dataclasses import dataclass, field
 from functools import lru_cache
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+from numpy.typing import NDArray
 from rensa import RMinHash
 
 from ftq.shared.datasets.validation.chat import Counted
@@ -45,7 +51,10 @@ from ftq.shared.datasets.validation.report import (
 
 KMV_SIZE = 4096
 SEED = 7
+BATCH = 512  # examples sketched per batch
 _U64 = 1 << 64
+_MIX = (0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9)
+U64s = NDArray[np.uint64]
 
 
 @dataclass(frozen=True)
@@ -173,47 +182,41 @@ def prompt_answer(obj: dict[str, Any], fmt: str) -> tuple[str, str | None]:
     return "", None
 
 
+def _fmix(x: U64s) -> U64s:
+    """MurmurHash3's 64-bit finaliser: spreads every input bit over the output (wraps mod 2^64)."""
+    x = x ^ (x >> np.uint64(33))
+    x = x * np.uint64(0xFF51AFD7ED558CCD)
+    x = x ^ (x >> np.uint64(33))
+    x = x * np.uint64(0xC4CEB9FE1A85EC53)
+    return x ^ (x >> np.uint64(33))
+
+
 class Kmv:
     """K minimum values of 64-bit hashes: a mergeable estimate of how many are distinct."""
 
-    __slots__ = ("heap", "members", "total")
+    __slots__ = ("kept", "total")
 
     def __init__(self) -> None:
-        self.heap: list[int] = []  # negated, so heap[0] is minus the largest kept value
-        self.members: set[int] = set()
+        self.kept: U64s = np.empty(0, dtype=np.uint64)  # sorted, distinct, at most KMV_SIZE
         self.total = 0
 
-    def add_many(self, hashes: list[int]) -> None:
-        """Count these hashes."""
-        self.total += len(hashes)
-        heap, members = self.heap, self.members
-        if len(heap) >= KMV_SIZE:
-            # Once full, few hashes beat the largest kept one: skip the rest in C.
-            largest = -heap[0]
-            if not hashes or min(hashes) >= largest:
-                return
-            hashes = [h for h in hashes if h < largest]
-        for h in hashes:
-            if h in members:
-                continue
-            if len(heap) < KMV_SIZE:
-                heapq.heappush(heap, -h)
-                members.add(h)
-            elif h < -heap[0]:
-                members.discard(-heapq.heappushpop(heap, -h))
-                members.add(h)
+    def add_array(self, hashes: U64s, count: int | None = None) -> None:
+        """Count these hashes (`count` of them when they are already a sketch)."""
+        self.total += len(hashes) if count is None else count
+        if len(self.kept) >= KMV_SIZE:
+            hashes = hashes[hashes < self.kept[-1]]
+        if len(hashes):
+            self.kept = np.union1d(self.kept, hashes)[:KMV_SIZE]
 
     def merge(self, other: Kmv) -> None:
         """Fold another sketch in."""
-        total = self.total + other.total
-        self.add_many([-h for h in other.heap])
-        self.total = total
+        self.add_array(other.kept, other.total)
 
     def distinct(self) -> float:
         """The estimated number of distinct hashes."""
-        if len(self.heap) < KMV_SIZE:
-            return float(len(self.heap))
-        return (KMV_SIZE - 1) * _U64 / (-self.heap[0] + 1)
+        if len(self.kept) < KMV_SIZE:
+            return float(len(self.kept))
+        return (KMV_SIZE - 1) * _U64 / (float(self.kept[-1]) + 1)
 
     def share(self) -> float | None:
         """Distinct n-grams over all n-grams."""
@@ -257,13 +260,20 @@ class QualityPart:
 
 
 class QualityPass:
-    """Feeds examples of one range into a `QualityPart`."""
+    """Feeds examples of one range into a `QualityPart` (call `finish` before reading it)."""
 
     def __init__(self, config: QualityConfig, fmt: str | None) -> None:
         self.config = config
         self.fmt = fmt
         self.part = QualityPart()
         self.bands, self.rows = lsh_bands(config.near_duplicate_threshold, config.num_perm)
+        self._texts: list[bytes] = []  # normalised prompt, answer, prompt, answer, ...
+        self._words: list[list[bytes]] = []  # their capped words, in the same order
+
+    @property
+    def count(self) -> int:
+        """Examples taken in so far."""
+        return len(self.part.lines)
 
     def example(self, obj: dict[str, Any], fmt: str, line: int, tokens: int | None) -> None:
         """Take one parsed example in (its total tokens when it could be counted)."""
@@ -271,49 +281,125 @@ class QualityPass:
         if answer is None:
             return
         c, p = self.config, self.part
-        answer_words = answer.lower().split()
-        if not answer_words:
+        lower_prompt, lower_answer = prompt.lower().encode(), answer.lower().encode()
+        bare_answer = lower_answer.translate(None, _WHITESPACE)
+        if not bare_answer:
             p.empty.add(line, c.listed_lines)
-        prompt_words = prompt.lower().split()
-        norm_answer = " ".join(answer_words)
-        prompt_hash = _h63(" ".join(prompt_words).encode()) if prompt_words else 0
-        answer_hash = _h63(norm_answer.encode())
         p.lines.append(line)
         p.tokens.append(-1 if tokens is None else tokens)
-        p.exact.append(_h63(prompt_hash.to_bytes(8, "little") + answer_hash.to_bytes(8, "little")))
-        p.prompts.append(prompt_hash)
-        p.answers.append(answer_hash)
         if len(p.labels) <= c.balance_max_labels:
-            if norm_answer and len(norm_answer) <= c.balance_label_max_chars:
-                p.labels[norm_answer] = p.labels.get(norm_answer, 0) + 1
+            if bare_answer and len(lower_answer) <= 4 * c.balance_label_max_chars:
+                label = " ".join(answer.lower().split())
+                if len(label) <= c.balance_label_max_chars:
+                    p.labels[label] = p.labels.get(label, 0) + 1
+                else:
+                    p.n_long_answers += 1
             else:
                 p.n_long_answers += 1
-        grams = self._grams(prompt_words)
-        n_prompt = len(grams)
-        grams += self._grams(answer_words)
-        (hashed,) = RMinHash.hash_token_sets([grams])
-        p.prompt_ngrams.add_many(hashed[:n_prompt])
-        p.answer_ngrams.add_many(hashed[n_prompt:])
-        mh = RMinHash(c.num_perm, SEED)
-        mh.update(grams or [""])
-        sig = array("I", mh.digest())
-        p.signatures.extend(sig)
-        raw, step = sig.tobytes(), 4 * self.rows
-        for b in range(self.bands):
-            p.bands.append(_h63(bytes((b,)) + raw[b * step : b * step + step]))
+        self._texts += (lower_prompt.translate(None, _WHITESPACE), bare_answer)
+        self._words += (
+            capped_words(lower_prompt, c.max_words),
+            capped_words(lower_answer, c.max_words),
+        )
+        if len(self._texts) >= 2 * BATCH:
+            self._sketch()
 
-    def _grams(self, words: list[str]) -> list[str]:
-        """Word n-grams of the first and last `max_words / 2` words (the words if fewer).
+    def finish(self) -> QualityPart:
+        """The part, with every example taken in sketched."""
+        if self._texts:
+            self._sketch()
+        return self.part
 
-        Long prompts often share a preamble and differ at the end (the question), so both ends
-        count; the cap bounds the cost of very long examples.
-        """
-        cap, n = self.config.max_words, self.config.ngram
-        if len(words) > cap:
-            words = words[: cap // 2] + words[-(cap - cap // 2) :]
-        if len(words) < n:
-            return [" ".join(words)] if words else []
-        return list(map(" ".join, zip(*(words[i:] for i in range(n)), strict=False)))
+    def _sketch(self) -> None:
+        """Hash, sign and band the pending examples and count their n-grams."""
+        texts, segments = self._texts, self._words
+        self._texts, self._words = [], []
+        self._exact(texts)
+        grams, owner = _ngram_hashes(segments, self.config.ngram)
+        per_segment = np.bincount(owner, minlength=len(segments))
+        per_example = per_segment[0::2] + per_segment[1::2]
+        offsets = np.concatenate(([0], np.cumsum(per_example))).astype(np.uint64)
+        is_answer = (owner & 1).astype(bool)
+        self.part.prompt_ngrams.add_array(grams[~is_answer])
+        self.part.answer_ngrams.add_array(grams[is_answer])
+        matrix = RMinHash.digest_matrix_from_flat_token_hashes(
+            grams, offsets, self.config.num_perm, SEED
+        )
+        signatures = np.array(matrix.to_rows(), dtype=np.uint32)
+        self.part.signatures.frombytes(signatures.tobytes())
+        self.part.bands.frombytes(_band_keys(signatures, self.bands, self.rows).tobytes())
+
+    def _exact(self, texts: list[bytes]) -> None:
+        """63-bit hashes of each prompt (0 when empty), answer, and the pair (texts lower-cased,
+        whitespace removed: equal up to case and spaces)."""
+        (hashed,) = RMinHash.hash_token_sets([texts])
+        both = np.array(hashed, dtype=np.uint64)
+        prompts, answers = both[0::2], both[1::2]
+        exact = _fmix(prompts * np.uint64(_MIX[0]) + answers) >> np.uint64(1)
+        empty = np.fromiter(map(len, texts[0::2]), dtype=np.int64, count=len(prompts)) == 0
+        prompt_keys = np.where(empty, np.uint64(0), prompts >> np.uint64(1))
+        self.part.exact.frombytes(exact.astype(np.int64).tobytes())
+        self.part.prompts.frombytes(prompt_keys.astype(np.int64).tobytes())
+        self.part.answers.frombytes((answers >> np.uint64(1)).astype(np.int64).tobytes())
+
+
+# ASCII whitespace as str.split() knows it: ignored by the exact hashes, split on for words.
+_WHITESPACE = b" \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f"
+CHARS_PER_WORD = 12  # how far into a long text its first (or last) capped words are looked for
+
+
+def capped_words(text: bytes, cap: int) -> list[bytes]:
+    """The first and last `cap / 2` words of a text (all of them if fewer).
+
+    Long prompts often share a preamble and differ at the end (the question), so both ends
+    count; the cap bounds the cost of very long examples. Only the ends of a long text are split.
+    """
+    head_n, tail_n = cap // 2, cap - cap // 2
+    reach = CHARS_PER_WORD * head_n
+    if len(text) <= 2 * reach:
+        words = text.split()
+        return words if len(words) <= cap else words[:head_n] + words[-tail_n:]
+    head = text[:reach].split()[:-1]  # the last piece may be a cut word
+    tail = text[-reach:].split()[1:]
+    return head[:head_n] + tail[-tail_n:]
+
+
+def _ngram_hashes(segments: list[list[bytes]], n: int) -> tuple[U64s, NDArray[np.int64]]:
+    """Hashes of each segment's word n-grams (one gram of all its words when it has fewer than
+    n, none when it is empty), grouped by segment in order, and the segment each belongs to."""
+    hashed = RMinHash.hash_token_sets(segments)
+    lengths = np.fromiter(map(len, hashed), dtype=np.int64, count=len(hashed))
+    words = np.fromiter(chain.from_iterable(hashed), dtype=np.uint64, count=int(lengths.sum()))
+    ends = np.cumsum(lengths)
+    owner_of_word = np.repeat(np.arange(len(segments)), lengths)
+    weights = [np.uint64(_MIX[k % 3] + 2 * k) for k in range(n)]
+    # Full grams: n consecutive words of one segment (contiguous slices, no gathering).
+    m = max(0, len(words) - n + 1)
+    window = words[:m] * weights[0]
+    for k in range(1, n):
+        window = window + words[k : m + k] * weights[k]
+    inside = np.flatnonzero(np.arange(m) + (n - 1) < ends[owner_of_word[:m]])
+    full, full_owner = window[inside], owner_of_word[inside]
+    # Short segments: one gram of their words.
+    short = np.flatnonzero((lengths > 0) & (lengths < n))
+    first = ends[short] - lengths[short]
+    gram = words[first] * weights[0]
+    for k in range(1, n):
+        has = lengths[short] > k
+        gram = gram + np.where(has, words[np.where(has, first + k, first)], 0) * weights[k]
+    at = np.searchsorted(full_owner, short)
+    grams = np.insert(full, at, gram)
+    return _fmix(grams), np.insert(full_owner, at, short)
+
+
+def _band_keys(signatures: NDArray[np.uint32], bands: int, rows: int) -> NDArray[np.int64]:
+    """One 63-bit key per (example, band): equal keys mean equal rows in that band."""
+    n = len(signatures)
+    cells = signatures[:, : bands * rows].astype(np.uint64).reshape(n, bands, rows)
+    keys = np.broadcast_to(np.arange(bands, dtype=np.uint64), (n, bands)).copy()
+    for r in range(rows):
+        keys = _fmix(keys * np.uint64(_MIX[0]) ^ cells[:, :, r])
+    return (keys >> np.uint64(1)).astype(np.int64).reshape(-1)
 
 
 _SCHEMA = """
@@ -657,4 +743,4 @@ def validate_range_quality(
     for ln, raw in enumerate(iter_lines(Path(config.path), rng.start, rng.end), 1):
         check(raw, ln)
     validator.result.n_lines = ln
-    return validator.result, validator.quality.part
+    return validator.result, validator.quality.finish()
