@@ -169,8 +169,9 @@ def test_empty_and_whitespace_answers(tmp_path: Path) -> None:
     lines = varied(20)
     lines[4] = example("Say something.", "   ")
     lines[9] = example("Say nothing.", "\n\t")
+    lines[14] = example("Say it wide.", "\u3000\xa0")
     q = quality_of(write(tmp_path / "d.jsonl", lines))
-    assert q.empty_answers.lines == [5, 10]
+    assert q.empty_answers.lines == [5, 10, 15]
     assert any(w.code == "quality_empty_answers" for w in q.warnings)
 
 

@@ -283,7 +283,7 @@ class QualityPass:
         c, p = self.config, self.part
         lower_prompt, lower_answer = prompt.lower().encode(), answer.lower().encode()
         bare_answer = lower_answer.translate(None, _WHITESPACE)
-        if not bare_answer:
+        if not bare_answer or (not answer.isascii() and not answer.split()):
             p.empty.add(line, c.listed_lines)
         p.lines.append(line)
         p.tokens.append(-1 if tokens is None else tokens)
