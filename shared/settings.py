@@ -155,6 +155,30 @@ class Settings(BaseSettings):
     local_lease_seconds: float = 300.0  # a run silent this long is restarted from its checkpoint
     local_time_limit_seconds: int = 24 * 60 * 60
     local_torch_threads: int = 0  # torch intra-op threads on CPU; 0 = torch's default
+    # Whether the training cluster has CUDA GPUs with bitsandbytes (QLoRA's `quantization: 4bit`).
+    # The API pod checks job requests and usually has no GPU itself: unset, it looks here.
+    local_cuda: bool | None = None
+    # Serving `local:` models: "auto" (vLLM where CUDA and vllm are present, else transformers),
+    # "vllm" or "transformers"; vLLM keeps one base and up to this many LoRA adapters loaded.
+    local_serving_backend: Literal["auto", "vllm", "transformers"] = "auto"
+    local_serving_max_adapters: int = Field(8, ge=1)
+    local_serving_max_lora_rank: int = Field(64, ge=1)
+    local_serving_gpu_memory: float = Field(0.85, gt=0.0, le=1.0)  # vLLM's share of the GPU
+    # The serving worker (`python -m ftq.services.worker.serving`) that answers `local:` chat
+    # completions where the GPUs are; unset, the process handling the request generates itself.
+    local_serving_url: str | None = None
+    local_serving_token: SecretStr | None = None  # the bearer both sides share
+    local_serving_port: int = Field(8600, ge=1, le=65535)
+    local_serving_timeout_seconds: float = Field(120.0, gt=0.0)
+    # Where local runs train (README "Training on Ray"): in the Celery task, or as Ray Jobs under
+    # Ray Train. FTQ_RAY_ADDRESS is a Ray dashboard URL; unset, the worker starts a Ray head.
+    local_backend: Literal["inprocess", "ray"] = "inprocess"
+    ray_address: str | None = None
+    ray_dashboard_port: int = Field(8265, ge=1, le=65535)  # of the head the worker starts
+    ray_cpus_per_worker: float = Field(1.0, gt=0.0)
+    ray_max_failures: int = Field(2, ge=0)  # Ray Train worker-group restarts per attempt
+    ray_max_attempts: int = Field(3, ge=1)  # Ray Jobs one run may use (a lost job is resubmitted)
+    ray_poll_seconds: float = Field(1.0, gt=0.0)
 
     # Evals (README "Evaluations"): chat requests per second to one provider from one worker
     # process (0 = unlimited; eval_provider_rps overrides per provider name), retries of 429 / 5xx
@@ -176,7 +200,7 @@ class Settings(BaseSettings):
     quality_near_duplicate_threshold: float = Field(0.8, gt=0.0, le=1.0)
     quality_num_perm: int = Field(64, ge=8, le=512)
     quality_ngram: int = Field(3, ge=1, le=8)
-    quality_max_words: int = Field(128, ge=8)
+    quality_max_words: int = Field(64, ge=8)
     quality_length_mad_k: float = Field(6.0, gt=0.0)
     quality_balance_max_labels: int = Field(20, ge=2)
     quality_balance_label_max_chars: int = Field(40, ge=1)
@@ -200,6 +224,13 @@ class Settings(BaseSettings):
     def _list_from_text(cls, value: Any) -> Any:
         return parse_list(value) if isinstance(value, str) else value
 
+    @field_validator("ray_address")
+    @classmethod
+    def _ray_dashboard_url(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("FTQ_RAY_ADDRESS is the Ray dashboard's URL (http://host:8265)")
+        return value.rstrip("/") if value else None
+
     @field_validator(
         "azure_deployments", "provider_capacity", "local_models", "eval_provider_rps", mode="before"
     )
@@ -222,6 +253,12 @@ class Settings(BaseSettings):
             raise ValueError("FTQ_DATABASE_URL must point at PostgreSQL in production")
         if self.broker_url.startswith("memory"):
             raise ValueError("FTQ_BROKER_URL must point at Redis in production")
+        token = self.local_serving_token.get_secret_value() if self.local_serving_token else ""
+        if self.local_serving_url and len(token) < 16:
+            raise ValueError(
+                "FTQ_LOCAL_SERVING_TOKEN must be set (16+ characters) when FTQ_LOCAL_SERVING_URL "
+                "is, in production"
+            )
         return self
 
     @property

@@ -64,7 +64,7 @@ class QualityConfig:
     near_duplicate_threshold: float = 0.8
     num_perm: int = 64
     ngram: int = 3
-    max_words: int = 128
+    max_words: int = 64
     length_mad_k: float = 6.0
     balance_max_labels: int = 20
     balance_label_max_chars: int = 40
@@ -205,6 +205,8 @@ class Kmv:
         self.total += len(hashes) if count is None else count
         if len(self.kept) >= KMV_SIZE:
             hashes = hashes[hashes < self.kept[-1]]
+        if len(hashes) > 2 * KMV_SIZE:  # only the smallest can stay: select them without sorting
+            hashes = np.partition(hashes, 2 * KMV_SIZE)[: 2 * KMV_SIZE]
         if len(hashes):
             self.kept = np.union1d(self.kept, hashes)[:KMV_SIZE]
 
