@@ -23,6 +23,10 @@ class OpenAIHyperparameters(BaseModel):
     lora_alpha: int | None = None
     lora_dropout: float | None = None
     lora_target_modules: list[str] | None = None
+    quantization: Literal["4bit", "none"] | None = None
+    num_workers: int | None = None
+    gpus_per_worker: int | None = None
+    fsdp: bool | None = None
 
 
 class MethodParameters(BaseModel):

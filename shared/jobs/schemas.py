@@ -127,6 +127,12 @@ class Hyperparameters(BaseModel):
     lora_alpha: int | None = Field(default=None, ge=1, le=4096)
     lora_dropout: float | None = Field(default=None, ge=0.0, lt=1.0)
     lora_target_modules: list[str] | None = Field(default=None, min_length=1, max_length=64)
+    # Local QLoRA (NF4, bf16 compute) or plain LoRA; None: the FTQ_LOCAL_QUANTIZE_4BIT default.
+    quantization: Literal["4bit", "none"] | None = None
+    # Local training on Ray (FTQ_LOCAL_BACKEND=ray): Ray Train workers, GPUs each, FSDP over DDP.
+    num_workers: int | None = Field(default=None, ge=1, le=1024)
+    gpus_per_worker: int | None = Field(default=None, ge=0, le=64)
+    fsdp: bool | None = None
     # Together's own options (None: Together's default); the LoRA ones above apply there too.
     n_checkpoints: int | None = Field(default=None, ge=1, le=100)
     n_evals: int | None = Field(default=None, ge=0, le=100)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, String, Text
+from sqlalchemy import BigInteger, Boolean, CheckConstraint, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ftq.shared.models.base import Base, CreatedAtMixin
@@ -15,6 +15,7 @@ class LocalRun(CreatedAtMixin, Base):
     """The provider-side job; `ftq_job_id` is unique, so a retried submission finds it again."""
 
     __tablename__ = "local_runs"
+    __table_args__ = (CheckConstraint("attempt >= 0", name="attempt_nonnegative"),)
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     ftq_job_id: Mapped[str] = mapped_column(String(40), unique=True)
@@ -34,6 +35,8 @@ class LocalRun(CreatedAtMixin, Base):
     lease_owner: Mapped[str | None] = mapped_column(String(200), nullable=True)
     heartbeat_at: Mapped[datetime | None] = mapped_column(nullable=True)
     attempts: Mapped[int] = mapped_column(default=0)
+    # The Ray Job now training the run (`{id}-a{attempt}`); 0 before the first submission.
+    attempt: Mapped[int] = mapped_column(default=0, server_default="0")
     step: Mapped[int] = mapped_column(default=0)
     total_steps: Mapped[int | None] = mapped_column(nullable=True)
     artifact_prefix: Mapped[str | None] = mapped_column(String(300), nullable=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from openai import AzureOpenAI, OpenAI
 
@@ -30,6 +31,10 @@ LOCAL_HYPERPARAMETERS = COMMON_HYPERPARAMETERS | {
     "lora_alpha",
     "lora_dropout",
     "lora_target_modules",
+    "quantization",
+    "num_workers",
+    "gpus_per_worker",
+    "fsdp",
 }
 OPENAI_CAPABILITIES = Capabilities(
     methods=("supervised", "dpo"),
@@ -146,6 +151,13 @@ class LocalPlugin:
             "the local provider is not enabled on this server (FTQ_LOCAL_ENABLED, and GPU "
             "workers built with the `local` extra)"
         )
+
+    def check_job(self, model: str, method: dict[str, Any]) -> None:
+        """Refuse (422) what the training cluster can never do (4-bit QLoRA without CUDA)."""
+        from ftq.shared.providers.local import capabilities, hyper
+
+        capabilities.check_job(model, method)
+        hyper.check_scale(method)
 
     def build(self, settings: Settings, credential: Credential | None = None) -> Provider:
         """The local trainer's provider (its imports wait until it is used)."""

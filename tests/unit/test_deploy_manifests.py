@@ -30,7 +30,11 @@ COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 K8S = ROOT / "k8s"
-K8S_TARGETS = ("base", "overlays/production")
+K8S_TARGETS = ("base", "overlays/production", "overlays/ray")
+# Custom resources kubernetes-validate has no schema for; their pod templates are validated.
+CUSTOM_KINDS = {"RayCluster"}
+RAY_VERSION = "2.60.0"
+RAY_DASHBOARD_PORT = 8265
 
 # A version kubernetes-validate carries schemas for (it ships 1.25 to 1.37 offline).
 KUBERNETES_VERSION = "1.31.0"
@@ -271,8 +275,42 @@ def test_compose_emulator_is_opt_in(services: dict[str, dict[str, Any]]) -> None
         "--port",
         "8100",
     ]
-    others = [name for name, s in services.items() if s.get("profiles") and name != "emulator"]
-    assert others == [], "production services must start without a profile"
+    others = {
+        name: s["profiles"]
+        for name, s in services.items()
+        if s.get("profiles") and name != "emulator"
+    }
+    assert others == {"ray-head": ["ray"], "worker-gpu": ["ray"]}, (
+        "production services must start without a profile (Ray training is opt-in)"
+    )
+
+
+def test_compose_ray_profile_points_the_gpu_worker_at_the_ray_head(
+    compose: dict[str, Any], services: dict[str, dict[str, Any]]
+) -> None:
+    head = services["ray-head"]
+    assert str(head["image"]).endswith(f"rayproject/ray:{RAY_VERSION}-py311}}")
+    command = _command(head)
+    assert command[:3] == ["ray", "start", "--head"] and "--block" in command
+    assert f"--dashboard-port={RAY_DASHBOARD_PORT}" in command
+    assert "--dashboard-host=0.0.0.0" in command
+    assert f"127.0.0.1:{RAY_DASHBOARD_PORT}:{RAY_DASHBOARD_PORT}" in head["ports"]
+    assert f":{RAY_DASHBOARD_PORT}/api/version" in " ".join(head["healthcheck"]["test"])
+
+    worker = services["worker-gpu"]
+    command = _command(worker)
+    assert command[:4] == ["celery", "-A", CELERY_APP, "worker"]
+    assert _option(command, "-Q") == "gpu" and _option(command, "-n") == "gpu@%h"
+    env = _environment(worker)
+    assert env["FTQ_LOCAL_BACKEND"] == "ray"
+    assert env["FTQ_RAY_ADDRESS"] == f"http://ray-head:{RAY_DASHBOARD_PORT}"
+    assert env["FTQ_LOCAL_ENABLED"] == "true", "the driver always runs local jobs"
+    shared = {k: v for k, v in compose["x-ftq-env"].items() if k != "FTQ_LOCAL_ENABLED"}
+    assert {k: v for k, v in env.items() if k in shared} == shared
+    assert worker["depends_on"]["ray-head"] == {"condition": "service_healthy"}
+    assert worker["build"]["args"]["FTQ_EXTRAS"] == "local"
+    mounts = [str(v).split(":")[0] for v in worker["volumes"] + head["volumes"]]
+    assert mounts == ["blobs", "blobs"], "the Ray Job reads and writes the same blob storage"
 
 
 def test_compose_app_services_share_one_image_and_environment(
@@ -410,7 +448,7 @@ def test_every_manifest_validates_against_the_kubernetes_schemas(
     except ImportError:
         _missing_tool("kubernetes-validate is not installed (pip install -e '.[dev]')")
     errors = []
-    for doc in docs:
+    for doc in (d for d in docs if d["kind"] not in CUSTOM_KINDS):
         where = f"{doc['kind']}/{doc['metadata']['name']}"
         try:
             kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
@@ -696,6 +734,108 @@ def test_the_app_refuses_the_secret_template_in_production() -> None:
 def test_the_production_overlay_never_ships_the_secret_template() -> None:
     docs = _render("overlays/production")
     assert [d for d in docs if d["kind"] == "Secret"] == []
+
+
+def _ray_templates(cluster: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(group, pod template) of a RayCluster's head and worker groups."""
+    groups = [("head", cluster["spec"]["headGroupSpec"]["template"])]
+    groups += [(g["groupName"], g["template"]) for g in cluster["spec"]["workerGroupSpecs"]]
+    return groups
+
+
+def test_the_ray_overlay_has_a_kuberay_cluster_with_a_head_and_a_gpu_group() -> None:
+    docs = _render("overlays/ray")
+    (cluster,) = [d for d in docs if d["kind"] == "RayCluster"]
+    assert cluster["apiVersion"] == "ray.io/v1"
+    assert cluster["metadata"]["namespace"] == "ftq"
+    assert cluster["spec"]["rayVersion"] == RAY_VERSION
+    head = cluster["spec"]["headGroupSpec"]
+    assert head["rayStartParams"]["dashboard-host"] == "0.0.0.0"
+    assert head["rayStartParams"]["num-gpus"] == "0", "the head trains nothing"
+    (head_container,) = head["template"]["spec"]["containers"]
+    assert RAY_DASHBOARD_PORT in {p["containerPort"] for p in head_container["ports"]}
+    (gpu,) = [g for g in cluster["spec"]["workerGroupSpecs"] if g["groupName"] == "gpu"]
+    assert 1 <= gpu["minReplicas"] <= gpu["replicas"] <= gpu["maxReplicas"]
+    (worker,) = gpu["template"]["spec"]["containers"]
+    assert int(worker["resources"]["limits"]["nvidia.com/gpu"]) >= 1
+    assert gpu["template"]["spec"]["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
+    for _, template in _ray_templates(cluster):
+        for container in template["spec"]["containers"]:
+            image, _, tag = container["image"].partition(":")
+            assert image == "rayproject/ray" and tag.startswith(f"{RAY_VERSION}-"), container
+        mounts = {
+            m["mountPath"]: m["name"]
+            for c in template["spec"]["containers"]
+            for m in c["volumeMounts"]
+        }
+        claims = {
+            v["name"]: v.get("persistentVolumeClaim", {}).get("claimName")
+            for v in template["spec"]["volumes"]
+        }
+        assert claims[mounts["/data"]] == "ftq-blobs", "checkpoints live in the blob storage"
+
+
+def test_the_ray_pods_validate_and_are_hardened() -> None:
+    kubernetes_validate = pytest.importorskip("kubernetes_validate")
+    (cluster,) = [d for d in _render("overlays/ray") if d["kind"] == "RayCluster"]
+    for group, template in _ray_templates(cluster):
+        pod = {
+            "apiVersion": "v1",
+            "kind": "PodTemplate",
+            "metadata": {"name": f"ftq-ray-{group}", "namespace": "ftq"},
+            "template": template,
+        }
+        kubernetes_validate.validate(pod, KUBERNETES_VERSION, strict=True)
+        spec = template["spec"]
+        assert spec["automountServiceAccountToken"] is False
+        assert spec["securityContext"]["runAsNonRoot"] is True
+        assert spec["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+        for container in spec["containers"]:
+            context = container["securityContext"]
+            assert context["allowPrivilegeEscalation"] is False, group
+            assert context["capabilities"]["drop"] == ["ALL"], group
+            assert {"cpu", "memory"} <= set(container["resources"]["limits"]), group
+
+
+def test_the_ray_overlay_points_the_driver_at_the_head_service() -> None:
+    docs = _render("overlays/ray")
+    (cluster,) = [d for d in docs if d["kind"] == "RayCluster"]
+    (config,) = [d for d in docs if d["kind"] == "ConfigMap"]
+    # KubeRay names the head's Service `<cluster>-head-svc`.
+    head_service = f"{cluster['metadata']['name']}-head-svc"
+    assert config["data"]["FTQ_LOCAL_BACKEND"] == "ray"
+    assert config["data"]["FTQ_RAY_ADDRESS"] == f"http://{head_service}:{RAY_DASHBOARD_PORT}"
+    assert config["data"]["FTQ_LOCAL_CUDA"] == "true", "the API checks QLoRA against Ray's GPUs"
+    assert config["data"]["FTQ_ENVIRONMENT"] == "production", "merged into production's config"
+    driver = _named(docs, "Deployment", "ftq-worker-gpu")
+    (container,) = driver["spec"]["template"]["spec"]["containers"]
+    assert {"configMapRef": {"name": config["metadata"]["name"]}} in container["envFrom"]
+    assert "nvidia.com/gpu" not in container["resources"]["limits"], "Ray's workers hold the GPUs"
+    labels = _pod_labels(driver)
+    out = [r for r in _egress_rules(docs, labels) if _rule_allows_port(r, RAY_DASHBOARD_PORT)]
+    head_labels = cluster["spec"]["headGroupSpec"]["template"]["metadata"]["labels"]
+    assert any(
+        _selects(peer["podSelector"], head_labels)
+        for rule in out
+        for peer in rule.get("to", [])
+        if "podSelector" in peer
+    ), "the driver may reach the head's Job API"
+    ingress = [
+        rule
+        for d in docs
+        if d["kind"] == "NetworkPolicy"
+        and "Ingress" in d["spec"].get("policyTypes", [])
+        and _selects(d["spec"]["podSelector"], head_labels)
+        for rule in d["spec"].get("ingress") or []
+    ]
+    assert any(
+        _rule_allows_port(rule, RAY_DASHBOARD_PORT)
+        and any(
+            _selects(peer.get("podSelector", {"matchLabels": {"x": "y"}}), labels)
+            for peer in rule.get("from", [])
+        )
+        for rule in ingress
+    ), "the head accepts the driver's Job API calls"
 
 
 # --------------------------------------------------------------------------- Dockerfile

@@ -1,10 +1,17 @@
-"""Chat completions from a base model or a `local:` fine-tuned model (base + adapter), cached."""
+"""Chat completions from a base model or a `local:` fine-tuned model (base + adapter, or one of its
+checkpoints): the one serving path of `/v1/chat/completions` and of evals.
+
+Two backends: vLLM (vllm_backend.py: one base loaded, many adapters on demand) where CUDA and
+vllm are present, transformers otherwise (an LRU of loaded models). FTQ_LOCAL_SERVING_BACKEND
+forces one.
+"""
 
 from __future__ import annotations
 
 import re
 import threading
 from collections import OrderedDict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,14 +21,25 @@ go_offline()
 
 from ftq.shared.db import session_scope  # noqa: E402
 from ftq.shared.providers.base import ChatResult, ProviderRejected  # noqa: E402
-from ftq.shared.providers.local import models, repository  # noqa: E402
+from ftq.shared.providers.local import capabilities, models, repository  # noqa: E402
+from ftq.shared.providers.local.capabilities import Cluster  # noqa: E402
+from ftq.shared.providers.local.vllm_backend import VllmBackend, VllmEngine  # noqa: E402
+from ftq.shared.settings import get_settings  # noqa: E402
 from ftq.shared.storage import get_blob_store  # noqa: E402
 
 CACHE_SIZE = 2
 CHECKPOINT_NAME = re.compile(r"^(?P<model>local:.+):ckpt-step-(?P<step>\d+)$")
 DEFAULT_MAX_TOKENS = 64
-_cache: OrderedDict[str, tuple[Any, Any]] = OrderedDict()
-_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a model name serves: a base model, and the adapter on it (None: the base alone)."""
+
+    name: str
+    base: str
+    adapter: Path | None = None
+    tokenizer: Path | None = None
 
 
 def complete(
@@ -32,54 +50,133 @@ def complete(
     temperature: float = 0.0,
 ) -> ChatResult:
     """Generate one reply to `messages` with the model called `name`."""
-    import torch
-
-    with _lock:
-        model, tokenizer = _loaded(name)
-        prompt = tokenizer.apply_chat_template(
-            [{"role": m["role"], "content": m.get("content") or ""} for m in messages],
-            add_generation_prompt=True,
-            return_tensors="pt",
-            return_dict=True,
-        )
-        prompt = {k: v.to(model.device) for k, v in prompt.items()}
-        sample = temperature > 0
-        options: dict[str, Any] = {"do_sample": sample, "pad_token_id": tokenizer.pad_token_id}
-        if sample:
-            options["temperature"] = temperature
-        with torch.no_grad():
-            output = model.generate(
-                **prompt, max_new_tokens=max_tokens or DEFAULT_MAX_TOKENS, **options
-            )
-    width = prompt["input_ids"].shape[1]
-    new = output[0][width:]
-    text = tokenizer.decode(new, skip_special_tokens=True)
-    return ChatResult(text=text.strip(), prompt_tokens=int(width), completion_tokens=len(new))
+    target = target_of(name)
+    chosen = backend()
+    if isinstance(chosen, TransformersBackend):
+        return chosen.reply(target, messages, max_tokens=max_tokens, temperature=temperature)
+    adapter = (target.name, target.adapter) if target.adapter else None
+    return chosen.complete(
+        models.resolve(target.base),
+        adapter,
+        messages,
+        max_tokens=max_tokens,
+        temperature=temperature,
+    )
 
 
-def _loaded(name: str) -> tuple[Any, Any]:
-    if name in _cache:
-        _cache.move_to_end(name)
-        return _cache[name]
-    pair = _load(name)
-    _cache[name] = pair
-    while len(_cache) > CACHE_SIZE:
-        _cache.popitem(last=False)
-    return pair
-
-
-def _load(name: str) -> tuple[Any, Any]:
-    device = models.pick_device()
+def target_of(name: str) -> Target:
+    """The base and adapter behind a model name (a `local:` name is looked up in the runs)."""
     if not name.startswith("local:"):
-        model, tokenizer = models.load(models.resolve(name), device, quantize=False)
+        return Target(name=name, base=name)
+    base, adapter, tokenizer = adapter_of(name)
+    return Target(name=name, base=base, adapter=adapter, tokenizer=tokenizer)
+
+
+def choose_backend(setting: str, found: Cluster) -> str:
+    """The backend FTQ_LOCAL_SERVING_BACKEND means on this hardware: vllm or transformers."""
+    if setting == "transformers":
+        return "transformers"
+    if setting == "vllm" and not found.serves_with_vllm:
+        raise ProviderRejected(
+            "FTQ_LOCAL_SERVING_BACKEND=vllm needs a CUDA GPU and the vllm package here",
+            code="serving_unavailable",
+        )
+    return "vllm" if found.serves_with_vllm else "transformers"
+
+
+_backend: TransformersBackend | VllmBackend | None = None
+_backend_lock = threading.Lock()
+
+
+def backend() -> TransformersBackend | VllmBackend:
+    """The serving backend of this process, made on first use."""
+    global _backend
+    with _backend_lock:
+        if _backend is None:
+            _backend = _make_backend()
+        return _backend
+
+
+def _make_backend() -> TransformersBackend | VllmBackend:
+    settings = get_settings()
+    if choose_backend(settings.local_serving_backend, capabilities.detect()) == "vllm":
+        return VllmBackend(VllmEngine, settings.local_serving_max_adapters)
+    return TransformersBackend(CACHE_SIZE)
+
+
+def reset_backend() -> None:
+    """Forget the backend (tests; a changed FTQ_LOCAL_SERVING_BACKEND)."""
+    global _backend
+    with _backend_lock:
+        _backend = None
+
+
+class TransformersBackend:
+    """transformers' generate on the picked device, the last few models kept loaded."""
+
+    name = "transformers"
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.cache: OrderedDict[str, tuple[Any, Any]] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def reply(
+        self,
+        target: Target,
+        messages: list[dict[str, Any]],
+        *,
+        max_tokens: int | None,
+        temperature: float,
+    ) -> ChatResult:
+        """A reply from a resolved target."""
+        import torch
+
+        with self.lock:
+            model, tokenizer = self._loaded(target)
+            prompt = tokenizer.apply_chat_template(
+                [{"role": m["role"], "content": m.get("content") or ""} for m in messages],
+                add_generation_prompt=True,
+                return_tensors="pt",
+                return_dict=True,
+            )
+            prompt = {k: v.to(model.device) for k, v in prompt.items()}
+            sample = temperature > 0
+            options: dict[str, Any] = {"do_sample": sample, "pad_token_id": tokenizer.pad_token_id}
+            if sample:
+                options["temperature"] = temperature
+            with torch.no_grad():
+                output = model.generate(
+                    **prompt, max_new_tokens=max_tokens or DEFAULT_MAX_TOKENS, **options
+                )
+        width = prompt["input_ids"].shape[1]
+        new = output[0][width:]
+        text = tokenizer.decode(new, skip_special_tokens=True)
+        return ChatResult(text=text.strip(), prompt_tokens=int(width), completion_tokens=len(new))
+
+    def _loaded(self, target: Target) -> tuple[Any, Any]:
+        if target.name in self.cache:
+            self.cache.move_to_end(target.name)
+            return self.cache[target.name]
+        pair = _load(target)
+        self.cache[target.name] = pair
+        while len(self.cache) > self.size:
+            self.cache.popitem(last=False)
+        return pair
+
+
+def _load(target: Target) -> tuple[Any, Any]:
+    device = models.pick_device()
+    folder = models.resolve(target.base)
+    if target.adapter is None:
+        model, tokenizer = models.load(folder, device, quantize=False)
         return model.eval(), tokenizer
-    base, adapter, tokenizer_folder = adapter_of(name)
     from peft import PeftModel
     from transformers import AutoTokenizer
 
-    model, _ = models.load(models.resolve(base), device, quantize=False)
-    tuned = PeftModel.from_pretrained(model, adapter).eval()
-    tokenizer = AutoTokenizer.from_pretrained(tokenizer_folder)
+    model, _ = models.load(folder, device, quantize=False)
+    tuned = PeftModel.from_pretrained(model, target.adapter).eval()
+    tokenizer = AutoTokenizer.from_pretrained(target.tokenizer or target.adapter)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tuned, tokenizer

@@ -162,12 +162,3 @@ def bf16_ok(device: str) -> bool:
     import torch
 
     return device == "cuda" and torch.cuda.is_bf16_supported()
-
-
-def can_quantize(device: str) -> bool:
-    """4-bit QLoRA needs CUDA and bitsandbytes (and the setting on)."""
-    return (
-        device == "cuda"
-        and get_settings().local_quantize_4bit
-        and importlib.util.find_spec("bitsandbytes") is not None
-    )

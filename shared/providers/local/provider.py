@@ -20,6 +20,7 @@ from ftq.shared.providers.base import (
     ProviderRejected,
 )
 from ftq.shared.providers.local import models, repository, service
+from ftq.shared.settings import get_settings
 from ftq.shared.storage import get_blob_store
 from ftq.shared.timeutil import as_utc
 
@@ -147,7 +148,15 @@ class LocalProvider(ProviderBase):
         max_tokens: int | None = None,
         temperature: float = 0.0,
     ) -> ChatResult:
-        """Generate with a base model or a `local:` fine-tuned model (base + adapter, cached)."""
+        """Generate with a base model or a `local:` fine-tuned model (base + adapter, cached):
+        at the serving worker when FTQ_LOCAL_SERVING_URL names one, else in this process."""
+        settings = get_settings()
+        if settings.local_serving_url:
+            from ftq.shared.providers.local import serving_client
+
+            return serving_client.complete(
+                settings, model, messages, max_tokens=max_tokens, temperature=temperature
+            )
         from ftq.shared.providers.local import inference
 
         return inference.complete(model, messages, max_tokens=max_tokens, temperature=temperature)

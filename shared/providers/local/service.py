@@ -5,6 +5,9 @@ A run is trained by whichever `local.train` task holds its lease. The lease name
 process drops out, and a run whose holder died (a dead pid on this host, or silence longer than
 `FTQ_LOCAL_LEASE_SECONDS`) is revived by the provider sweep: `local.train` again, from the last
 checkpoint.
+
+On Ray (FTQ_LOCAL_BACKEND=ray) the task holding the lease follows a Ray Job (`{id}-a{attempt}`)
+and the job's rank 0 writes as `ray:{id}-a{attempt}`: only the run's current attempt may report.
 """
 
 from __future__ import annotations
@@ -53,6 +56,16 @@ class Report:
 def new_owner() -> str:
     """This process's lease name."""
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+def ray_owner(run_id: str, attempt: int) -> str:
+    """The name a Ray Job's rank 0 reports under (also its submission id after `ray:`)."""
+    return f"ray:{run_id}-a{attempt}"
+
+
+def holds(run: LocalRun, owner: str) -> bool:
+    """Whether `owner` may write for the run: its lease holder or its current Ray attempt."""
+    return owner == run.lease_owner or (run.attempt > 0 and owner == ray_owner(run.id, run.attempt))
 
 
 def model_name(run: LocalRun) -> str:
@@ -183,10 +196,12 @@ def report(
 ) -> Report:
     """Write buffered events and a heartbeat; read back cancel requests and a lost lease."""
     run = repository.lock(session, run_id)
-    if run is None or run.lease_owner != owner or run.status in TERMINAL:
+    if run is None or not holds(run, owner) or run.status in TERMINAL:
         return Report(lost=True)
     add_events(session, run_id, events)
-    run.heartbeat_at, run.step = utcnow(), max(run.step, step)
+    if owner == run.lease_owner:  # a Ray rank beats nothing: the following task's silence counts
+        run.heartbeat_at = utcnow()
+    run.step = max(run.step, step)
     if total:
         run.total_steps = total
     return Report(cancel=run.cancel_requested)
@@ -217,7 +232,7 @@ def succeed(
 ) -> None:
     """Finish a run whose adapter is stored."""
     run = repository.lock(session, run_id)
-    if run is None or run.lease_owner != owner:
+    if run is None or not holds(run, owner) or run.status in TERMINAL:
         return
     run.fine_tuned_model = model_name(run)
     run.trained_tokens, run.artifact_prefix, run.result_key = tokens, prefix, result_key
@@ -231,7 +246,7 @@ def succeed(
 def stop(session: Session, run_id: str, owner: str, status: str, message: str, code: str) -> None:
     """Finish a run as cancelled or failed (only its lease holder may)."""
     run = repository.lock(session, run_id)
-    if run is None or run.lease_owner != owner or run.status in TERMINAL:
+    if run is None or not holds(run, owner) or run.status in TERMINAL:
         return
     if status == "failed":
         run.error_code, run.error_message = code, message
@@ -264,7 +279,11 @@ def revive(session: Session, now: datetime | None = None) -> list[str]:
         if run.lease_owner:
             if holder_alive(run, now):
                 continue
-            message = "Training worker stopped; resuming from the last checkpoint"
+            message = (
+                f"The task following Ray Job {run.id}-a{run.attempt} stopped; following it again"
+                if run.attempt
+                else "Training worker stopped; resuming from the last checkpoint"
+            )
         elif now - (as_utc(run.heartbeat_at) or as_utc(run.created_at) or now) < wait:
             continue
         else:

@@ -2,16 +2,22 @@
 events, honour cancel, checkpoint per epoch, resume after a kill, store the adapter.
 
 One code path for CPU and GPU: the device is picked here, bf16 only where supported, gradient
-checkpointing only on CUDA, 4-bit only with CUDA and bitsandbytes, and no `device_map`.
+checkpointing only on CUDA, 4-bit only with CUDA and bitsandbytes, and no `device_map`. One
+function (`train`) for both backends: alone in the Celery task, or as one rank of a Ray Train
+worker group (`ray_entry`), where the Trainer runs DDP (or FSDP) over the group's process group
+and rank 0 alone reports.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import logging
+import os
 import threading
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +30,14 @@ from transformers.trainer_callback import PrinterCallback  # noqa: E402
 from transformers.trainer_utils import get_last_checkpoint  # noqa: E402
 
 from ftq.shared.db import session_scope  # noqa: E402
-from ftq.shared.providers.local import data, hyper, models, repository, service  # noqa: E402
+from ftq.shared.providers.local import (  # noqa: E402
+    capabilities,
+    data,
+    hyper,
+    models,
+    repository,
+    service,
+)
 from ftq.shared.providers.local.provider import file_path  # noqa: E402
 from ftq.shared.providers.local.service import Event  # noqa: E402
 from ftq.shared.settings import get_settings  # noqa: E402
@@ -47,6 +60,39 @@ class Plan:
     training: Path
     validation: Path | None
     seed: int
+
+
+def alone(value: Any) -> list[Any]:
+    """One process's gather: its own value."""
+    return [value]
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where one training process sits: alone in the task, or one rank of a Ray Train group."""
+
+    output: Path
+    resume: str | None
+    rank: int = 0
+    world_size: int = 1
+    # Stopping on cancel is the task's own; on Ray the job is stopped on every rank at once.
+    stops_on_cancel: bool = True
+    callbacks: tuple[Any, ...] = ()
+    gather: Callable[[Any], list[Any]] = alone  # every rank's value, on every rank
+    kept: Callable[[Path], Path] = field(default=lambda folder: folder)  # where a save is kept
+
+
+def plan_of(run: Any) -> Plan:
+    """The plan of a run row."""
+    return Plan(
+        run_id=run.id,
+        model=run.model,
+        method=str(run.method.get("type", "supervised")),
+        params=hyper.method_params(run.method),
+        training=file_path(run.training_file),
+        validation=file_path(run.validation_file) if run.validation_file else None,
+        seed=run.seed if run.seed is not None else DEFAULT_SEED,
+    )
 
 
 class Cancelled(Exception):
@@ -108,8 +154,11 @@ class Reporter(threading.Thread):
 class FtqCallback(TrainerCallback):
     """Metric events in OpenAI's shape, checkpoints, and stopping on cancel."""
 
-    def __init__(self, reporter: Reporter, run_id: str, accuracy: bool = True) -> None:
+    def __init__(
+        self, reporter: Reporter, run_id: str, place: Place, accuracy: bool = True
+    ) -> None:
         self.reporter, self.run_id, self.accuracy = reporter, run_id, accuracy
+        self.place = place
         self.pending: dict[str, Any] | None = None
         self.last: dict[str, Any] = {}
 
@@ -137,13 +186,13 @@ class FtqCallback(TrainerCallback):
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self.reporter.step = state.global_step
-        if self.reporter.stop_now.is_set():
+        if self.place.stops_on_cancel and self.reporter.stop_now.is_set():
             control.should_training_stop = True
 
     def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self._send()
         step = state.global_step
-        path = Path(args.output_dir) / f"checkpoint-{step}"
+        path = self.place.kept(Path(args.output_dir) / f"checkpoint-{step}")
         self.reporter.flush()
         with session_scope() as session:
             service.record_checkpoint(session, self.run_id, step, path, self.last)
@@ -202,19 +251,13 @@ def run_training(run_id: str) -> str:
         run = service.claim(session, run_id, owner)
         if run is None:
             return "skipped"
-        plan = Plan(
-            run_id=run.id,
-            model=run.model,
-            method=str(run.method.get("type", "supervised")),
-            params=hyper.method_params(run.method),
-            training=file_path(run.training_file),
-            validation=file_path(run.validation_file) if run.validation_file else None,
-            seed=run.seed if run.seed is not None else DEFAULT_SEED,
-        )
+        plan = plan_of(run)
     reporter = Reporter(run_id, owner)
     reporter.start()
+    output = service.run_dir(run_id)
+    place = Place(output, get_last_checkpoint(str(output)) if output.is_dir() else None)
     try:
-        outcome = _train(plan, reporter)
+        outcome = train(plan, reporter, place)
     except Exception as exc:
         log.exception("local run %s failed", run_id)
         reporter.close()
@@ -230,59 +273,89 @@ def run_training(run_id: str) -> str:
     return outcome
 
 
-def _train(plan: Plan, reporter: Reporter) -> str:
+def train(plan: Plan, reporter: Reporter | None, place: Place) -> str:
+    """Train `plan` where `place` says; `reporter` on the rank that reports (None elsewhere)."""
     settings = get_settings()
     device = models.pick_device()
-    quantize = models.can_quantize(device)
+    quantize = capabilities.precision(plan.params, device).load_in_4bit
     folder = models.resolve(plan.model)
     model, tokenizer = models.load(folder, device, quantize)
     rows = data.read_jsonl(plan.training)
     valid_rows = data.read_jsonl(plan.validation) if plan.validation else []
     dpo = plan.method == "dpo" or data.is_preference(rows)
     params = hyper.resolve(plan.params, len(rows))
-    reporter.emit(Event(params.describe(), data={"device": device, "load_in_4bit": quantize}))
-    output = service.run_dir(plan.run_id)
-    last = get_last_checkpoint(str(output)) if output.is_dir() else None
-    args = _arguments(output, params, device, plan.seed, bool(valid_rows), dpo)
+    scale = hyper.scale(plan.params)
+    world = {"world_size": place.world_size, "fsdp": scale.fsdp and place.world_size > 1}
+    _emit(reporter, params.describe(), {"device": device, "load_in_4bit": quantize, **world})
+    args = _arguments(place, params, device, plan.seed, bool(valid_rows), dpo, scale.fsdp)
     lora = _lora(params)
     if dpo:
         trainer, tokens = _dpo_trainer(model, tokenizer, rows, valid_rows, args, lora, quantize)
     else:
         model = _peft(model, lora, quantize, device)
-        train = data.sft_examples(tokenizer, rows, settings.local_max_length)
+        train_set = data.sft_examples(tokenizer, rows, settings.local_max_length)
         valid = data.sft_examples(tokenizer, valid_rows, settings.local_max_length)
-        tokens = sum(len(e.input_ids) for e in train) * params.n_epochs
+        tokens = sum(len(e.input_ids) for e in train_set) * params.n_epochs
         trainer = FtqTrainer(
             model=model,
             args=args,
-            train_dataset=data.as_dataset(train),  # type: ignore[arg-type]
+            train_dataset=data.as_dataset(train_set),  # type: ignore[arg-type]
             eval_dataset=data.as_dataset(valid) if valid else None,  # type: ignore[arg-type]
             data_collator=data.Collator(tokenizer.pad_token_id),
         )
-    trainer.add_callback(FtqCallback(reporter, plan.run_id, accuracy=not dpo))
+    for callback in place.callbacks:  # before ftq's: a save is kept before ftq records it
+        trainer.add_callback(callback)
+    if reporter is not None:
+        trainer.add_callback(FtqCallback(reporter, plan.run_id, place, accuracy=not dpo))
     # With disable_tqdm the Trainer prints every log dict to stdout; FtqCallback reports them.
     trainer.remove_callback(PrinterCallback)
-    if reporter.stop_now.is_set():
+    if reporter is not None and place.stops_on_cancel and reporter.stop_now.is_set():
         return "cancelled" if reporter.cancelled.is_set() else "lost"
+    last = place.resume
     where = f"resuming from checkpoint at step {last.rsplit('-', 1)[1]}" if last else "from step 0"
-    reporter.emit(Event(f"Training started on {device} ({where})"))
+    pids = place.gather(os.getpid())
+    _emit(reporter, f"Training started on {device} ({where})", {**world, "pids": pids})
     output = trainer.train(resume_from_checkpoint=last)
+    ranks = place.gather({"steps": trainer.state.global_step, "adapter": adapter_digest(trainer)})
+    if reporter is None:
+        return "trained"
     runtime = float(output.metrics.get("train_runtime", 0.0))
     done = {"train_runtime": runtime, "trained_tokens": tokens, "step": reporter.step}
-    reporter.emit(Event(f"Training finished in {runtime:.1f} s", data=done))
+    _emit(reporter, f"Training finished in {runtime:.1f} s", {**done, **world, "ranks": ranks})
     if reporter.lost.is_set():
         return "lost"
-    if reporter.cancelled.is_set():
+    if place.stops_on_cancel and reporter.cancelled.is_set():
         return "cancelled"
     _store(plan, reporter, trainer, tokenizer, tokens)
     return "succeeded"
 
 
+def _emit(reporter: Reporter | None, message: str, data: dict[str, Any]) -> None:
+    if reporter is not None:
+        reporter.emit(Event(message, data=data))
+
+
+def adapter_digest(trainer: Any) -> str:
+    """A digest of the trained (LoRA) weights, equal on every rank of a DDP group."""
+    digest = hashlib.sha256()
+    for name, param in sorted(trainer.model.named_parameters()):
+        if param.requires_grad:
+            digest.update(name.encode())
+            digest.update(param.detach().float().cpu().numpy().tobytes())
+    return digest.hexdigest()
+
+
 def _arguments(
-    output: Path, params: hyper.Hyper, device: str, seed: int, validate: bool, dpo: bool
+    place: Place,
+    params: hyper.Hyper,
+    device: str,
+    seed: int,
+    validate: bool,
+    dpo: bool,
+    fsdp: bool,
 ) -> Any:
     options: dict[str, Any] = {
-        "output_dir": str(output),
+        "output_dir": str(place.output),
         "num_train_epochs": params.n_epochs,
         "per_device_train_batch_size": params.batch_size,
         "per_device_eval_batch_size": params.batch_size,
@@ -304,6 +377,13 @@ def _arguments(
     }
     # Set both always: TRL's configs default to bf16 and gradient checkpointing, even on CPU.
     options["gradient_checkpointing"] = device == "cuda"
+    if place.world_size > 1:
+        # Every LoRA weight gets a gradient: DDP need not search the graph for unused ones.
+        options["ddp_find_unused_parameters"] = False
+        options["ddp_backend"] = "nccl" if device == "cuda" else "gloo"
+        if fsdp:
+            options["fsdp"] = "full_shard auto_wrap"
+            options["fsdp_config"] = {"use_orig_params": True}
     if dpo:
         from trl import DPOConfig
 
