@@ -254,7 +254,7 @@ class Settings(BaseSettings):
         if self.broker_url.startswith("memory"):
             raise ValueError("FTQ_BROKER_URL must point at Redis in production")
         token = self.local_serving_token.get_secret_value() if self.local_serving_token else ""
-        if self.local_serving_url and len(token) < 16:
+        if self.local_serving_url and (token in PLACEHOLDER_SECRETS or len(token) < 16):
             raise ValueError(
                 "FTQ_LOCAL_SERVING_TOKEN must be set (16+ characters) when FTQ_LOCAL_SERVING_URL "
                 "is, in production"

@@ -44,7 +44,13 @@ QUEUES = ("validate", "provider", "webhooks", "evals")
 APP_SERVICES = ("migrate", "api", *(f"worker-{q}" for q in QUEUES), "beat", "flower")
 # Customers' webhook URLs, and the provider's API (jobs and files; chat completions for evals).
 INTERNET_COMPONENTS = {"worker-webhooks", "worker-provider", "worker-evals"}
-SECRET_KEYS = {"FTQ_ADMIN_TOKEN", "FTQ_SECRET_KEY", "FTQ_DATABASE_URL", "OPENAI_API_KEY"}
+SECRET_KEYS = {
+    "FTQ_ADMIN_TOKEN",
+    "FTQ_SECRET_KEY",
+    "FTQ_DATABASE_URL",
+    "OPENAI_API_KEY",
+    "FTQ_LOCAL_SERVING_TOKEN",
+}
 # Values that are never a real secret (the app refuses several of them in production too).
 PLACEHOLDERS = {
     "changeme",
@@ -680,7 +686,14 @@ def test_only_the_api_accepts_connections(docs: tuple[dict[str, Any], ...]) -> N
             and p.get("ingress")
             and _selects(p["podSelector"], labels)
         ]
-        assert bool(opened) == (labels["app.kubernetes.io/component"] == "api"), labels
+        component = labels["app.kubernetes.io/component"]
+        assert bool(opened) == (component in {"api", "serving"}), labels
+        if component == "serving":  # from ftq's own callers of `local:` models, on its port
+            for policy in opened:
+                for rule in policy["ingress"]:
+                    assert [p["port"] for p in rule["ports"]] == [8600]
+                    callers = rule["from"][0]["podSelector"]["matchExpressions"][0]["values"]
+                    assert set(callers) <= {"api", "worker-evals", "worker-gpu"}
 
 
 def test_configuration_comes_from_the_configmap_and_the_secret(
@@ -795,6 +808,40 @@ def test_the_ray_pods_validate_and_are_hardened() -> None:
             assert context["allowPrivilegeEscalation"] is False, group
             assert context["capabilities"]["drop"] == ["ALL"], group
             assert {"cpu", "memory"} <= set(container["resources"]["limits"]), group
+
+
+def test_the_ray_overlay_serves_local_models_from_a_gpu_serving_worker() -> None:
+    docs = _render("overlays/ray")
+    serving = _named(docs, "Deployment", "ftq-serving")
+    spec = serving["spec"]["template"]["spec"]
+    container = spec["containers"][0]
+    assert container["command"] == ["python", "-m", "ftq.services.worker.serving"]
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == 1
+    assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    service = _named(docs, "Service", "ftq-serving")
+    assert _selects({"matchLabels": service["spec"]["selector"]}, _pod_labels(serving))
+    (port,) = service["spec"]["ports"]
+    assert ports[port["targetPort"]] == 8600
+    config = next(d for d in docs if d["kind"] == "ConfigMap")["data"]
+    assert config["FTQ_LOCAL_SERVING_URL"] == f"http://ftq-serving:{port['port']}"
+    api_labels = _pod_labels(_named(docs, "Deployment", "ftq-api"))
+    assert any(_rule_allows_port(r, 8600) for r in _egress_rules(docs, api_labels))
+
+
+def test_the_app_refuses_a_placeholder_serving_token_in_production() -> None:
+    settings = pytest.importorskip("ftq.shared.settings")
+    for token in ("REPLACE", "short"):
+        with pytest.raises(ValueError, match="FTQ_LOCAL_SERVING_TOKEN"):
+            settings.Settings(
+                environment="production",
+                admin_token="a" * 32,
+                secret_key="b" * 32,
+                database_url="postgresql+psycopg://u:p@db:5432/ftq",
+                broker_url="redis://redis:6379/0",
+                local_serving_url="http://ftq-serving:8600",
+                local_serving_token=token,
+            )
 
 
 def test_the_ray_overlay_points_the_driver_at_the_head_service() -> None:
