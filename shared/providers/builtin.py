@@ -70,7 +70,10 @@ LOCAL_CAPABILITIES = Capabilities(
     tuning=("lora",),
     checkpoints=True,
     hyperparameters=LOCAL_HYPERPARAMETERS,
-    limits="models on FTQ_LOCAL_MODELS or in the Hugging Face cache; one job per gpu worker",
+    limits=(
+        "models on FTQ_LOCAL_MODELS or in the Hugging Face cache; one job per gpu worker, "
+        "or several GPUs and machines on Ray"
+    ),
 )
 
 TokenProvider = Callable[[], str]
