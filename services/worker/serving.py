@@ -11,13 +11,14 @@ from __future__ import annotations
 import hmac
 import secrets
 import time
+from itertools import chain
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, HTTPException
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field, SecretStr
 
-from ftq.shared.providers.base import ProviderError
+from ftq.shared.providers.base import ProviderError, piece_events
 from ftq.shared.settings import get_settings
 
 
@@ -27,7 +28,39 @@ class CompletionRequest(BaseModel):
     model: str
     messages: list[dict[str, Any]] = Field(min_length=1)
     max_tokens: int | None = Field(default=None, ge=1)
+    max_completion_tokens: int | None = Field(default=None, ge=1)
     temperature: float = Field(default=0.0, ge=0.0, le=2.0)
+    stream: bool = False
+    stream_options: dict[str, Any] | None = None
+
+
+def _error(exc: ProviderError) -> JSONResponse:
+    error = {"message": exc.message, "code": exc.code, "type": "invalid_request_error"}
+    return JSONResponse({"error": error}, status_code=exc.status or 400)
+
+
+def _stream(body: CompletionRequest) -> Any:
+    """Server-sent events as the reply is generated; a bad model is an error answer, not a
+    stream (the first event is produced before the response starts)."""
+    from ftq.shared.providers.local import inference
+
+    try:
+        pieces = inference.stream(
+            body.model,
+            body.messages,
+            max_tokens=body.max_completion_tokens or body.max_tokens,
+            temperature=body.temperature,
+        )
+        include_usage = bool((body.stream_options or {}).get("include_usage"))
+        events = piece_events(body.model, pieces, include_usage=include_usage)
+        first = next(events)
+    except ProviderError as exc:
+        return _error(exc)
+    return StreamingResponse(
+        chain([first], events),
+        media_type="text/event-stream",
+        headers={"cache-control": "no-cache"},
+    )
 
 
 def token_guard(secret: SecretStr | None) -> Any:
@@ -56,13 +89,17 @@ def create_app() -> FastAPI:
     def complete(body: CompletionRequest) -> Any:
         from ftq.shared.providers.local import inference
 
+        if body.stream:
+            return _stream(body)
         try:
             result = inference.complete(
-                body.model, body.messages, max_tokens=body.max_tokens, temperature=body.temperature
+                body.model,
+                body.messages,
+                max_tokens=body.max_completion_tokens or body.max_tokens,
+                temperature=body.temperature,
             )
         except ProviderError as exc:
-            error = {"message": exc.message, "code": exc.code, "type": "invalid_request_error"}
-            return JSONResponse({"error": error}, status_code=exc.status or 400)
+            return _error(exc)
         return {
             "id": f"chatcmpl-{secrets.token_urlsafe(18)}",
             "object": "chat.completion",

@@ -24,7 +24,7 @@ import json
 import re
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -380,6 +380,36 @@ def completion_events(completion: dict[str, Any], *, include_usage: bool) -> Ite
         yield _event({**head, "object": "chat.completion.chunk", "choices": [chunk_choice]})
     if include_usage:
         usage = completion.get("usage")
+        yield _event({**head, "object": "chat.completion.chunk", "choices": [], "usage": usage})
+    yield SSE_DONE
+
+
+def piece_events(
+    model: str, pieces: Generator[str, None, ChatResult], *, include_usage: bool
+) -> Iterator[bytes]:
+    """OpenAI's stream of a reply sent as it is generated (`pieces` returns the whole result)."""
+    head = {
+        "id": f"chatcmpl-{secrets.token_urlsafe(21)}",
+        "created": int(time.time()),
+        "model": model,
+    }
+
+    def chunk(delta: dict[str, Any], finish: str | None) -> bytes:
+        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+        return _event({**head, "object": "chat.completion.chunk", "choices": [choice]})
+
+    yield chunk({"role": "assistant", "content": ""}, None)
+    while True:
+        try:
+            piece = next(pieces)
+        except StopIteration as done:
+            result: ChatResult = done.value
+            break
+        if piece:
+            yield chunk({"content": piece}, None)
+    yield chunk({}, "stop")
+    if include_usage:
+        usage = completion_object(model, result)["usage"]
         yield _event({**head, "object": "chat.completion.chunk", "choices": [], "usage": usage})
     yield SSE_DONE
 

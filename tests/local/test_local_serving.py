@@ -173,3 +173,20 @@ def test_the_tuned_model_and_its_checkpoints_answer_the_chat_route(
         headers=auth(trained.team),
     )
     assert missing.status_code == 404
+
+
+def test_a_stream_sends_pieces_while_the_model_is_still_generating(trained: Trained) -> None:
+    import threading
+
+    from ftq.shared.providers.local.provider import LocalProvider
+
+    body = {"model": trained.model, "messages": QUESTION, "max_tokens": 48, "stream": True}
+    events = LocalProvider().chat_completion_stream(body)
+    assert json.loads(next(events).removeprefix(b"data: "))["choices"][0]["delta"]["role"]
+    first = json.loads(next(events).removeprefix(b"data: "))
+    assert first["choices"][0]["delta"]["content"]
+    generating = [t for t in threading.enumerate() if t.name == "ftq-generate"]
+    assert generating and generating[0].is_alive(), "the first piece came before the last token"
+    rest = b"".join(events)
+    assert rest.endswith(b"data: [DONE]\n\n")
+    assert not [t for t in threading.enumerate() if t.name == "ftq-generate"]

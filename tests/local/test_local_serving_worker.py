@@ -4,6 +4,7 @@ clear 503 to the caller, and a wrong token a 502 that blames the operator, not t
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import pytest
@@ -63,8 +64,19 @@ def test_local_completions_are_answered_by_the_serving_worker(
         assert completion["usage"]["completion_tokens"] > 0
     assert app.completions == 2, "both went through the worker's HTTP endpoint"
 
+    body = {"model": trained.model, "messages": QUESTION, "max_tokens": 8, "stream": True}
+    streamed = client.post("/v1/chat/completions", json=body, headers=auth(trained.team))
+    assert streamed.status_code == 200 and streamed.text.endswith("data: [DONE]\n\n")
+    pieces = [
+        json.loads(line.removeprefix("data: "))["choices"][0]["delta"].get("content") or ""
+        for line in streamed.text.split("\n\n")
+        if line.startswith("data: {") and '"choices":[{' in line
+    ]
+    whole = _ask(client, trained, trained.model)[1]["choices"][0]["message"]["content"]
+    assert "".join(pieces).strip() == whole and app.completions == 4, "streamed by the worker"
+
     status, error = _ask(client, trained, f"{trained.model}:ckpt-step-5")
-    assert status == 404 and app.completions == 2, "an unknown checkpoint never reaches the worker"
+    assert status == 404 and app.completions == 4, "an unknown checkpoint never reaches the worker"
 
     monkeypatch.setenv("FTQ_LOCAL_SERVING_TOKEN", "not-the-token-000000")
     reset_settings()

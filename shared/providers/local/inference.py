@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import threading
 from collections import OrderedDict
+from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,30 @@ def complete(
         max_tokens=max_tokens,
         temperature=temperature,
     )
+
+
+def stream(
+    name: str,
+    messages: list[dict[str, Any]],
+    *,
+    max_tokens: int | None = None,
+    temperature: float = 0.0,
+) -> Generator[str, None, ChatResult]:
+    """The reply to `messages` piece by piece as it is generated; returns the whole result.
+
+    transformers streams token by token; vLLM's offline engine answers whole, sent as one piece.
+    The model is looked up before the first piece, so a bad name fails before anything is sent.
+    """
+    target = target_of(name)
+    chosen = backend()
+    if isinstance(chosen, TransformersBackend):
+        return chosen.stream(target, messages, max_tokens=max_tokens, temperature=temperature)
+    return _whole(complete(name, messages, max_tokens=max_tokens, temperature=temperature))
+
+
+def _whole(result: ChatResult) -> Generator[str, None, ChatResult]:
+    yield result.text
+    return result
 
 
 def target_of(name: str) -> Target:
@@ -130,29 +155,84 @@ class TransformersBackend:
         temperature: float,
     ) -> ChatResult:
         """A reply from a resolved target."""
-        import torch
-
         with self.lock:
             model, tokenizer = self._loaded(target)
-            prompt = tokenizer.apply_chat_template(
-                [{"role": m["role"], "content": m.get("content") or ""} for m in messages],
-                add_generation_prompt=True,
-                return_tensors="pt",
-                return_dict=True,
-            )
-            prompt = {k: v.to(model.device) for k, v in prompt.items()}
-            sample = temperature > 0
-            options: dict[str, Any] = {"do_sample": sample, "pad_token_id": tokenizer.pad_token_id}
-            if sample:
-                options["temperature"] = temperature
-            with torch.no_grad():
-                output = model.generate(
-                    **prompt, max_new_tokens=max_tokens or DEFAULT_MAX_TOKENS, **options
-                )
+            prompt, options = self._inputs(model, tokenizer, messages, max_tokens, temperature)
+            output = _generate(model, prompt, options)
         width = prompt["input_ids"].shape[1]
         new = output[0][width:]
         text = tokenizer.decode(new, skip_special_tokens=True)
         return ChatResult(text=text.strip(), prompt_tokens=int(width), completion_tokens=len(new))
+
+    def stream(
+        self,
+        target: Target,
+        messages: list[dict[str, Any]],
+        *,
+        max_tokens: int | None,
+        temperature: float,
+    ) -> Generator[str, None, ChatResult]:
+        """A reply's text as generate produces it (transformers' TextIteratorStreamer, generate in
+        a thread); the model stays locked until generate ends, even if the caller stops reading."""
+        from transformers import TextIteratorStreamer
+
+        with self.lock:
+            model, tokenizer = self._loaded(target)
+            prompt, options = self._inputs(model, tokenizer, messages, max_tokens, temperature)
+            streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
+            output: list[Any] = []
+            failed: list[BaseException] = []
+
+            def run() -> None:
+                try:
+                    output.append(_generate(model, prompt, options, streamer))
+                except BaseException as exc:  # handed to the reader, who would wait forever
+                    failed.append(exc)
+                    streamer.end()
+
+            worker = threading.Thread(target=run, name="ftq-generate", daemon=True)
+            worker.start()
+            text: list[str] = []
+            try:
+                for piece in streamer:
+                    piece = piece if text else piece.lstrip()  # as `reply` strips the reply
+                    if piece:
+                        text.append(piece)
+                        yield piece
+            finally:
+                worker.join()
+        if failed:
+            raise failed[0]
+        width = prompt["input_ids"].shape[1]
+        produced = len(output[0][0]) - width if output else 0
+        joined = "".join(text).strip()
+        return ChatResult(text=joined, prompt_tokens=int(width), completion_tokens=produced)
+
+    def _inputs(
+        self,
+        model: Any,
+        tokenizer: Any,
+        messages: list[dict[str, Any]],
+        max_tokens: int | None,
+        temperature: float,
+    ) -> tuple[Any, dict[str, Any]]:
+        """The tokenized prompt on the model's device and generate's options."""
+        prompt = tokenizer.apply_chat_template(
+            [{"role": m["role"], "content": m.get("content") or ""} for m in messages],
+            add_generation_prompt=True,
+            return_tensors="pt",
+            return_dict=True,
+        )
+        prompt = {k: v.to(model.device) for k, v in prompt.items()}
+        sample = temperature > 0
+        options: dict[str, Any] = {
+            "do_sample": sample,
+            "pad_token_id": tokenizer.pad_token_id,
+            "max_new_tokens": max_tokens or DEFAULT_MAX_TOKENS,
+        }
+        if sample:
+            options["temperature"] = temperature
+        return prompt, options
 
     def _loaded(self, target: Target) -> tuple[Any, Any]:
         if target.name in self.cache:
@@ -163,6 +243,14 @@ class TransformersBackend:
         while len(self.cache) > self.size:
             self.cache.popitem(last=False)
         return pair
+
+
+def _generate(model: Any, prompt: Any, options: dict[str, Any], streamer: Any = None) -> Any:
+    """generate without gradients (feeding `streamer` when given)."""
+    import torch
+
+    with torch.no_grad():
+        return model.generate(**prompt, **options, **({"streamer": streamer} if streamer else {}))
 
 
 def _load(target: Target) -> tuple[Any, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from ftq.shared.providers.base import (
     ProviderEvent,
     ProviderJob,
     ProviderRejected,
+    piece_events,
 )
 from ftq.shared.providers.local import models, repository, service
 from ftq.shared.settings import get_settings
@@ -160,6 +162,26 @@ class LocalProvider(ProviderBase):
         from ftq.shared.providers.local import inference
 
         return inference.complete(model, messages, max_tokens=max_tokens, temperature=temperature)
+
+    def chat_completion_stream(self, body: dict[str, Any]) -> Iterator[bytes]:
+        """OpenAI's events as the reply is generated: relayed from the serving worker when
+        FTQ_LOCAL_SERVING_URL names one, else generated in this process."""
+        settings = get_settings()
+        if settings.local_serving_url:
+            from ftq.shared.providers.local import serving_client
+
+            return serving_client.stream(settings, body)
+        from ftq.shared.providers.local import inference
+
+        limit = body.get("max_completion_tokens") or body.get("max_tokens")
+        pieces = inference.stream(
+            body["model"],
+            body["messages"],
+            max_tokens=int(limit) if limit else None,
+            temperature=float(body.get("temperature") or 0.0),
+        )
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        return piece_events(body["model"], pieces, include_usage=include_usage)
 
 
 def _run(session: Any, run_id: str) -> Any:

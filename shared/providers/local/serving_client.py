@@ -2,12 +2,44 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 
 from ftq.shared.providers.base import ChatResult, ProviderRetryable, classify_status
 from ftq.shared.settings import Settings
+
+# What the worker takes of a chat body: the model, the messages and the limits ftq honours.
+STREAM_FIELDS = (
+    "model",
+    "messages",
+    "max_tokens",
+    "max_completion_tokens",
+    "temperature",
+    "stream_options",
+)
+
+
+def stream(settings: Settings, body: dict[str, Any]) -> Iterator[bytes]:
+    """The serving worker's server-sent events for a `stream: true` body, relayed as they come."""
+    assert settings.local_serving_url
+    forwarded = {k: body[k] for k in STREAM_FIELDS if k in body}
+    url = f"{settings.local_serving_url.rstrip('/')}/v1/chat/completions"
+    try:
+        with httpx.stream(
+            "POST",
+            url,
+            json={**forwarded, "stream": True},
+            headers=_headers(settings),
+            timeout=settings.local_serving_timeout_seconds,
+        ) as answer:
+            if answer.status_code != 200:
+                answer.read()
+                raise classify_status(answer.status_code, *_error(answer), answer.headers)
+            yield from answer.iter_bytes()
+    except httpx.HTTPError as exc:
+        raise _unreachable(settings, exc) from exc
 
 
 def complete(
@@ -20,8 +52,7 @@ def complete(
 ) -> ChatResult:
     """Ask the serving worker at FTQ_LOCAL_SERVING_URL; its errors keep their status."""
     assert settings.local_serving_url
-    token = settings.local_serving_token
-    headers = {"authorization": f"Bearer {token.get_secret_value()}"} if token else {}
+    headers = _headers(settings)
     body = {
         "model": model,
         "messages": messages,
@@ -34,12 +65,7 @@ def complete(
             url, json=body, headers=headers, timeout=settings.local_serving_timeout_seconds
         )
     except httpx.HTTPError as exc:
-        raise ProviderRetryable(
-            f"the serving worker at {settings.local_serving_url} did not answer "
-            f"({type(exc).__name__})",
-            code="serving_unavailable",
-            status=503,
-        ) from exc
+        raise _unreachable(settings, exc) from exc
     if answer.status_code != 200:
         raise classify_status(answer.status_code, *_error(answer), answer.headers)
     data = answer.json()
@@ -48,6 +74,19 @@ def complete(
         text=data["choices"][0]["message"]["content"] or "",
         prompt_tokens=int(usage.get("prompt_tokens") or 0),
         completion_tokens=int(usage.get("completion_tokens") or 0),
+    )
+
+
+def _headers(settings: Settings) -> dict[str, str]:
+    token = settings.local_serving_token
+    return {"authorization": f"Bearer {token.get_secret_value()}"} if token else {}
+
+
+def _unreachable(settings: Settings, exc: Exception) -> ProviderRetryable:
+    return ProviderRetryable(
+        f"the serving worker at {settings.local_serving_url} did not answer ({type(exc).__name__})",
+        code="serving_unavailable",
+        status=503,
     )
 
 
