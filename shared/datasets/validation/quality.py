@@ -455,26 +455,18 @@ class QualityIndex:
 
     def add(self, part: QualityPart, offset: int) -> None:
         """Fold one range's part in; its lines follow the `offset` lines merged so far."""
-        per = self.config.num_perm
-        sigs = part.signatures
+        # Rows are zipped from whole arrays so SQLite's insert loop runs without Python frames.
+        lines = (np.frombuffer(part.lines, dtype=np.int64) + offset).tolist() if part.lines else []
+        width = 4 * self.config.num_perm
+        raw = part.signatures.tobytes()
+        sigs = [raw[i : i + width] for i in range(0, len(raw), width)]
         self._db.executemany(
             "INSERT INTO ex VALUES (?, ?, ?, ?, ?, ?)",
-            (
-                (
-                    line + offset,
-                    part.exact[i],
-                    part.prompts[i],
-                    part.answers[i],
-                    part.tokens[i],
-                    sigs[i * per : (i + 1) * per].tobytes(),
-                )
-                for i, line in enumerate(part.lines)
-            ),
+            zip(lines, part.exact, part.prompts, part.answers, part.tokens, sigs, strict=True),
         )
-        nb = self.bands
+        band_lines = [line for line in lines for _ in range(self.bands)]
         self._db.executemany(
-            "INSERT INTO band VALUES (?, ?)",
-            ((k, part.lines[j // nb] + offset) for j, k in enumerate(part.bands)),
+            "INSERT INTO band VALUES (?, ?)", zip(part.bands, band_lines, strict=True)
         )
         self.n += len(part.lines)
         self.empty.merge(part.empty, offset, self.config.listed_lines)
