@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -45,6 +46,11 @@ def ray_head() -> Iterator[str]:
     pytest.importorskip("ray")
     temp = tempfile.mkdtemp(prefix="ftqray")  # short: Ray's socket paths have a length limit
     dashboard = free_port()
+    # Token authentication on, with this module's own token (Ray's default for new local
+    # clusters; a ~/.ray/auth_token left by anything else must not decide the outcome).
+    auth = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
+    saved = {key: os.environ.get(key) for key in auth}
+    os.environ.update(auth)
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
     head = subprocess.Popen(
         [
@@ -75,6 +81,8 @@ def ray_head() -> Iterator[str]:
                 return ray_cluster.resources() is not None
 
         wait_for(answers, 90, "the Ray head", interval=1.0)
+        with _settings(FTQ_RAY_ADDRESS=url):
+            _wait_for_the_job_agent(url)
         yield url
     finally:
         os.killpg(head.pid, signal.SIGTERM)
@@ -82,6 +90,20 @@ def ray_head() -> Iterator[str]:
             head.wait(timeout=3)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(head.pid, signal.SIGKILL)  # the group: the head's GCS, raylet, workers
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _wait_for_the_job_agent(url: str) -> None:
+    """Run one trivial Ray Job: the head answers before its job agent takes submissions."""
+    from ftq.shared.providers.local import ray_jobs
+
+    jobs = ray_jobs.client()
+    sid = ray_jobs.submit_entrypoint(jobs, "true", f"warm-{secrets.token_hex(4)}")
+    wait_for(lambda: str(jobs.get_job_status(sid)) in ray_jobs.DONE, 120, "a first Ray Job")
 
 
 class _settings:
@@ -181,7 +203,7 @@ def _started(run_id: str) -> list[Any]:
 def test_two_gloo_workers_train_one_job_and_a_redelivered_submit_finds_it(on_ray: str):
     from ray.job_submission import JobSubmissionClient
 
-    from ftq.shared.providers.local import ray_jobs
+    from ftq.shared.providers.local import ray_cluster, ray_jobs
 
     run_id = _new_run(40, n_epochs=3, batch_size=2, learning_rate_multiplier=10, num_workers=2)
     follower = Follower(run_id)
@@ -211,7 +233,7 @@ def test_two_gloo_workers_train_one_job_and_a_redelivered_submit_finds_it(on_ray
     assert run.status == "succeeded" and run.attempt == 1
     assert run.fine_tuned_model.startswith("local:tiny::")
 
-    jobs = JobSubmissionClient(on_ray)
+    jobs = JobSubmissionClient(on_ray, headers=ray_cluster.auth_headers())
     sid = ray_jobs.submission_id(run_id, 1)
     assert ray_jobs.submit(jobs, run_id, 1) == sid  # redelivered: no error, the same job
     assert [j.submission_id for j in jobs.list_jobs()].count(sid) == 1  # and no twin

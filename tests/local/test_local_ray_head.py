@@ -46,6 +46,7 @@ def own_head_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[int]:
     monkeypatch.delenv("FTQ_RAY_ADDRESS", raising=False)
     monkeypatch.setenv("FTQ_RAY_DASHBOARD_PORT", str(port))
     monkeypatch.setenv("RAY_TMPDIR", temp)
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")  # whatever ~/.ray/auth_token holds
     monkeypatch.setenv("PATH", f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
     reset_settings()
     try:

@@ -5,10 +5,13 @@ Read over the dashboard's HTTP API, so the API process checks job requests witho
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -45,7 +48,9 @@ def resources() -> Resources | None:
         if cached and time.monotonic() - cached[0] < CACHE_SECONDS:
             return cached[1]
     try:
-        response = httpx.get(f"{url}/nodes", params={"view": "summary"}, timeout=5.0)
+        response = httpx.get(
+            f"{url}/nodes", params={"view": "summary"}, headers=auth_headers(), timeout=5.0
+        )
         response.raise_for_status()
         view = parse(response.json())
         if view is None:
@@ -70,6 +75,23 @@ def parse(body: dict[str, Any]) -> Resources | None:
     cpus = [float(node.get("CPU", 0)) for node in nodes]
     gpus = [float(node.get("GPU", 0)) for node in nodes]
     return Resources(sum(cpus), sum(gpus), max(cpus, default=0.0), max(gpus, default=0.0))
+
+
+def auth_headers() -> dict[str, str]:
+    """The bearer a token-authenticated Ray cluster wants (Ray 2.5x's `RAY_AUTH_MODE=token`).
+
+    Found where Ray's own clients look, in their order: RAY_AUTH_TOKEN, the file named by
+    RAY_AUTH_TOKEN_PATH, then ~/.ray/auth_token (which a local `ray.init()` writes). A cluster
+    without authentication ignores it; unless RAY_AUTH_MODE is "disabled", none is sent then.
+    """
+    if os.environ.get("RAY_AUTH_MODE", "").lower() == "disabled":
+        return {}
+    token = os.environ.get("RAY_AUTH_TOKEN", "").strip()
+    if not token:
+        path = Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token")
+        with contextlib.suppress(OSError):
+            token = path.read_text().strip()
+    return {"authorization": f"Bearer {token}"} if token else {}
 
 
 def forget() -> None:

@@ -34,6 +34,7 @@ DONE = ("SUCCEEDED", "FAILED", "STOPPED")
 # What a Ray Job inherits from the worker: the database, storage and model settings.
 PASSED_ENV = ("FTQ_", "HF_", "TRANSFORMERS_", "TOKENIZERS_", "TQDM_")
 HEAD_START_SECONDS = 90.0
+AGENT_WAIT_SECONDS = 180.0  # how long a submit waits for a new head's job agent
 _head_lock = threading.Lock()
 
 
@@ -55,7 +56,8 @@ def client() -> Any:
 
     if not get_settings().ray_address:
         ensure_head()
-    return JobSubmissionClient(ray_cluster.address())
+    # The token is passed explicitly: Ray reads its auth mode once per process, at import.
+    return JobSubmissionClient(ray_cluster.address(), headers=ray_cluster.auth_headers() or None)
 
 
 def ensure_head() -> None:
@@ -90,18 +92,39 @@ def submit(jobs: Any, run_id: str, attempt: int) -> str:
     sid = submission_id(run_id, attempt)
     python = shlex.quote(sys.executable) if not get_settings().ray_address else "python"
     env = {k: v for k, v in os.environ.items() if k.startswith(PASSED_ENV)}
-    try:
-        jobs.submit_job(
-            entrypoint=f"{python} -m {ENTRY_MODULE} {run_id} {attempt}",
-            submission_id=sid,
-            runtime_env={"env_vars": env},
-            metadata={"ftq_run": run_id, "attempt": str(attempt)},
-        )
-    except RuntimeError as exc:
-        if "already exists" not in str(exc):
-            raise
-        log.info("Ray Job %s already exists; following it", sid)
-    return sid
+    metadata = {"ftq_run": run_id, "attempt": str(attempt)}
+    entrypoint = f"{python} -m {ENTRY_MODULE} {run_id} {attempt}"
+    return submit_entrypoint(jobs, entrypoint, sid, env=env, metadata=metadata)
+
+
+def submit_entrypoint(
+    jobs: Any,
+    entrypoint: str,
+    sid: str,
+    *,
+    env: dict[str, str] | None = None,
+    metadata: dict[str, str] | None = None,
+) -> str:
+    """Submit `entrypoint` as the Ray Job `sid` once (an existing one is followed instead)."""
+    deadline = time.monotonic() + AGENT_WAIT_SECONDS
+    while True:
+        try:
+            jobs.submit_job(
+                entrypoint=entrypoint,
+                submission_id=sid,
+                runtime_env={"env_vars": env or {}},
+                metadata=metadata or {},
+            )
+        except RuntimeError as exc:
+            if "already exists" in str(exc):
+                log.info("Ray Job %s already exists; following it", sid)
+                return sid
+            # A head that has just started answers before its job agent is up.
+            if "No available agent" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(1.0)
+            continue
+        return sid
 
 
 def status(jobs: Any, sid: str) -> str | None:
