@@ -27,6 +27,12 @@ class OpenAIHyperparameters(BaseModel):
     num_workers: int | None = None
     gpus_per_worker: int | None = None
     fsdp: bool | None = None
+    early_stopping_patience: int | None = None
+    early_stopping_min_delta: float | None = None
+    eval_steps: int | None = None
+    packing: bool | None = None
+    gradient_checkpointing: bool | None = None
+    from_checkpoint: str | None = None
 
 
 class MethodParameters(BaseModel):

@@ -133,6 +133,12 @@ class Hyperparameters(BaseModel):
     num_workers: int | None = Field(default=None, ge=1, le=1024)
     gpus_per_worker: int | None = Field(default=None, ge=0, le=64)
     fsdp: bool | None = None
+    # Local training options (docs/local-training.md#training-options); `packing` and
+    # `from_checkpoint` below serve the local provider too.
+    early_stopping_patience: int | None = Field(default=None, ge=1, le=1000)
+    early_stopping_min_delta: float | None = Field(default=None, ge=0.0)
+    eval_steps: int | None = Field(default=None, ge=1)
+    gradient_checkpointing: bool | None = None
     # Together's own options (None: Together's default); the LoRA ones above apply there too.
     n_checkpoints: int | None = Field(default=None, ge=1, le=100)
     n_evals: int | None = Field(default=None, ge=0, le=100)

@@ -40,6 +40,7 @@ from ftq.shared.jobs.schemas import Job as JobOut
 from ftq.shared.models import Dataset, Job, JobEvent, Team
 from ftq.shared.outbox import enqueue
 from ftq.shared.providers.base import JobSpec, ProviderError, ProviderEvent, ProviderJob
+from ftq.shared.providers.local import hyper as local_hyper
 from ftq.shared.providers.local import models as local_models
 from ftq.shared.providers.registry import check_configured, configured_providers
 from ftq.shared.settings import get_settings
@@ -83,6 +84,9 @@ def create(session: Session, team: Team, data: JobCreate) -> Job:
         if data.validation_dataset
         else None
     )
+    if provider == LOCAL_PROVIDER:
+        has_validation = validation is not None or data.validation_split is not None
+        _check_local_options(session, team, data, model, has_validation)
     # Counts are plain reads under READ COMMITTED: without this lock parallel creates all pass.
     repository.lock_team_admission(session, team.id)
     if repository.count_active(session, team.id) >= team.max_active_jobs:
@@ -145,6 +149,23 @@ def create(session: Session, team: Team, data: JobCreate) -> Job:
         )
     _release_if_ready(session, job)
     return job
+
+
+def _check_local_options(
+    session: Session, team: Team, data: JobCreate, model: str, has_validation: bool
+) -> None:
+    """Local evaluation options need validation data; `from_checkpoint` names the team's own."""
+    local_hyper.check_options(data.method.model_dump(mode="json"), has_validation)
+    value = data.method.hyperparameters.from_checkpoint
+    if not value:
+        return
+    ref = local_hyper.parse_reference(value)
+    param = local_hyper.PARAM + "from_checkpoint"
+    if ref.is_job and repository.get_for_team(session, team.id, ref.name) is None:
+        raise NotFound(f"no job {ref.name} for this team", param=param)
+    if not ref.is_job:
+        check_model_access(session, team, value if ref.step else ref.name, param)
+    local_hyper.check_parent(session, value, model)
 
 
 def _open_provider(data: JobCreate, provider: str) -> tuple[str, str, int, str | None]:

@@ -35,6 +35,12 @@ LOCAL_HYPERPARAMETERS = COMMON_HYPERPARAMETERS | {
     "num_workers",
     "gpus_per_worker",
     "fsdp",
+    "early_stopping_patience",
+    "early_stopping_min_delta",
+    "eval_steps",
+    "packing",
+    "gradient_checkpointing",
+    "from_checkpoint",
 }
 OPENAI_CAPABILITIES = Capabilities(
     methods=("supervised", "dpo"),

@@ -70,6 +70,26 @@ def sft_examples(tokenizer: Any, rows: list[dict[str, Any]], max_length: int) ->
     return [example for example in built if example is not None]
 
 
+def pack(examples: list[Example], max_length: int) -> list[Example]:
+    """Examples laid end to end in blocks of at most `max_length` tokens, none cut in two.
+
+    The labels stay as they were (assistant tokens only), except each example's first token: in
+    a block it would be predicted from the example before it, so it is never a label.
+    """
+    blocks: list[Example] = []
+    ids: list[int] = []
+    labels: list[int] = []
+    for example in examples:
+        if ids and len(ids) + len(example.input_ids) > max_length:
+            blocks.append(Example(ids, labels))
+            ids, labels = [], []
+        ids.extend(example.input_ids)
+        labels.extend([IGNORE, *example.labels[1:]])
+    if ids:
+        blocks.append(Example(ids, labels))
+    return blocks
+
+
 class Collator:
     """Pads a batch on the right; padding is ignored by the loss."""
 

@@ -1,11 +1,13 @@
-"""Train one local run: build the data in memory, LoRA (or QLoRA) on the chosen device, report
-events, honour cancel, checkpoint per epoch, resume after a kill, store the adapter.
+"""Train one local run: build the data in memory (packed on request), LoRA (or QLoRA, or an
+earlier job's adapter) on the chosen device, report events, honour cancel, evaluate and
+checkpoint per epoch or every `eval_steps`, stop early on validation loss, resume after a kill,
+store the adapter (the best one when stopping early).
 
 One code path for CPU and GPU: the device is picked here, bf16 only where supported, gradient
-checkpointing only on CUDA, 4-bit only with CUDA and bitsandbytes, and no `device_map`. One
-function (`train`) for both backends: alone in the Celery task, or as one rank of a Ray Train
-worker group (`ray_entry`), where the Trainer runs DDP (or FSDP) over the group's process group
-and rank 0 alone reports.
+checkpointing on CUDA unless the job says, 4-bit only with CUDA and bitsandbytes, no
+`device_map`. One function (`train`) for both backends: alone in the Celery task, or as one rank
+of a Ray Train worker group (`ray_entry`), where the Trainer runs DDP (or FSDP) over the group's
+process group and rank 0 alone reports.
 """
 
 from __future__ import annotations
@@ -25,7 +27,12 @@ from ftq.shared.providers.local import go_offline, quiet_transformers
 
 go_offline()
 
-from transformers import Trainer, TrainerCallback, TrainingArguments  # noqa: E402
+from transformers import (  # noqa: E402
+    EarlyStoppingCallback,
+    Trainer,
+    TrainerCallback,
+    TrainingArguments,
+)
 from transformers.trainer_callback import PrinterCallback  # noqa: E402
 from transformers.trainer_utils import get_last_checkpoint  # noqa: E402
 
@@ -60,6 +67,7 @@ class Plan:
     training: Path
     validation: Path | None
     seed: int
+    from_checkpoint: str | None = None  # an earlier job's adapter to continue (hyper.Reference)
 
 
 def alone(value: Any) -> list[Any]:
@@ -92,6 +100,7 @@ def plan_of(run: Any) -> Plan:
         training=file_path(run.training_file),
         validation=file_path(run.validation_file) if run.validation_file else None,
         seed=run.seed if run.seed is not None else DEFAULT_SEED,
+        from_checkpoint=hyper.method_params(run.method).get("from_checkpoint"),
     )
 
 
@@ -289,13 +298,21 @@ def train(plan: Plan, reporter: Reporter | None, place: Place) -> str:
     _emit(reporter, params.describe(), {"device": device, "load_in_4bit": quantize, **world})
     args = _arguments(place, params, device, plan.seed, bool(valid_rows), dpo, scale.fsdp)
     lora = _lora(params)
+    parent = _parent(plan, reporter)
     if dpo:
-        trainer, tokens = _dpo_trainer(model, tokenizer, rows, valid_rows, args, lora, quantize)
+        trainer, tokens = _dpo_trainer(
+            model, tokenizer, rows, valid_rows, args, lora, quantize, parent
+        )
     else:
-        model = _peft(model, lora, quantize, device)
+        model = _peft(model, lora, quantize, args.gradient_checkpointing, parent)
         train_set = data.sft_examples(tokenizer, rows, settings.local_max_length)
         valid = data.sft_examples(tokenizer, valid_rows, settings.local_max_length)
         tokens = sum(len(e.input_ids) for e in train_set) * params.n_epochs
+        if params.packing:
+            packed = data.pack(train_set, settings.local_max_length)
+            message = f"Packed {len(train_set)} examples into {len(packed)} blocks"
+            _emit(reporter, f"{message} of at most {settings.local_max_length} tokens", {})
+            train_set = packed
         trainer = FtqTrainer(
             model=model,
             args=args,
@@ -303,8 +320,10 @@ def train(plan: Plan, reporter: Reporter | None, place: Place) -> str:
             eval_dataset=data.as_dataset(valid) if valid else None,  # type: ignore[arg-type]
             data_collator=data.Collator(tokenizer.pad_token_id),
         )
-    for callback in place.callbacks:  # before ftq's: a save is kept before ftq records it
-        trainer.add_callback(callback)
+    stopper = _stopper(params) if valid_rows else None
+    for callback in (*place.callbacks, stopper):  # before ftq's: a save is kept, then recorded
+        if callback is not None:
+            trainer.add_callback(callback)
     if reporter is not None:
         trainer.add_callback(FtqCallback(reporter, plan.run_id, place, accuracy=not dpo))
     # With disable_tqdm the Trainer prints every log dict to stdout; FtqCallback reports them.
@@ -319,6 +338,8 @@ def train(plan: Plan, reporter: Reporter | None, place: Place) -> str:
     ranks = place.gather({"steps": trainer.state.global_step, "adapter": adapter_digest(trainer)})
     if reporter is None:
         return "trained"
+    if stopper is not None:
+        _report_stop(reporter, trainer.state, stopper)
     runtime = float(output.metrics.get("train_runtime", 0.0))
     done = {"train_runtime": runtime, "trained_tokens": tokens, "step": reporter.step}
     _emit(reporter, f"Training finished in {runtime:.1f} s", {**done, **world, "ranks": ranks})
@@ -333,6 +354,44 @@ def train(plan: Plan, reporter: Reporter | None, place: Place) -> str:
 def _emit(reporter: Reporter | None, message: str, data: dict[str, Any]) -> None:
     if reporter is not None:
         reporter.emit(Event(message, data=data))
+
+
+def _parent(plan: Plan, reporter: Reporter | None) -> Path | None:
+    """The adapter folder `from_checkpoint` names (checked at create; gone since: a failure)."""
+    if not plan.from_checkpoint:
+        return None
+    ref = hyper.parse_reference(plan.from_checkpoint)
+    with session_scope() as session:
+        run = hyper.parent_run(session, ref)
+        folder = hyper.parent_adapter(session, run, ref.step) if run else None
+    if folder is None:
+        raise RuntimeError(f"from_checkpoint {plan.from_checkpoint}: its adapter is gone")
+    _emit(reporter, f"Continuing from the adapter of {plan.from_checkpoint}", {})
+    return folder
+
+
+def _stopper(params: hyper.Hyper) -> EarlyStoppingCallback | None:
+    if not params.patience:
+        return None
+    return EarlyStoppingCallback(
+        early_stopping_patience=params.patience, early_stopping_threshold=params.min_delta
+    )
+
+
+def _report_stop(reporter: Reporter | None, state: Any, stopper: EarlyStoppingCallback) -> None:
+    """The early-stopping event, when the callback (not the last step) ended training."""
+    patience = stopper.early_stopping_patience
+    if stopper.early_stopping_patience_counter < patience or state.global_step >= state.max_steps:
+        return
+    best = state.best_model_checkpoint
+    best_step = int(best.rsplit("-", 1)[1]) if best else None
+    _emit(
+        reporter,
+        f"Early stopping at step {state.global_step}: validation loss did not improve by "
+        f"{stopper.early_stopping_threshold:g} for {patience} evaluations; keeping the adapter "
+        f"of step {best_step} (validation loss {state.best_metric:.4f})",
+        {"step": state.global_step, "best_step": best_step, "best_valid_loss": state.best_metric},
+    )
 
 
 def adapter_digest(trainer: Any) -> str:
@@ -361,9 +420,11 @@ def _arguments(
         "per_device_eval_batch_size": params.batch_size,
         "learning_rate": params.learning_rate,
         "logging_steps": 1,
-        "save_strategy": "epoch",
+        # Saves follow the evaluations (every epoch, or every eval_steps): the best checkpoint
+        # early stopping keeps is one that was scored.
+        "save_strategy": "steps" if params.eval_steps else "epoch",
         "save_total_limit": 3,
-        "eval_strategy": "epoch" if validate else "no",
+        "eval_strategy": ("steps" if params.eval_steps else "epoch") if validate else "no",
         "report_to": "none",
         "seed": seed,
         "data_seed": seed,
@@ -375,8 +436,16 @@ def _arguments(
         "log_level_replica": "error",
         "dataloader_num_workers": 0,
     }
+    if params.eval_steps:
+        options["save_steps"] = options["eval_steps"] = params.eval_steps
     # Set both always: TRL's configs default to bf16 and gradient checkpointing, even on CPU.
-    options["gradient_checkpointing"] = device == "cuda"
+    checkpointing = params.gradient_checkpointing
+    options["gradient_checkpointing"] = device == "cuda" if checkpointing is None else checkpointing
+    if params.patience and validate:
+        # EarlyStoppingCallback reads the best eval_loss; the best adapter is the one stored.
+        options["load_best_model_at_end"] = True
+        options["metric_for_best_model"] = "eval_loss"
+        options["greater_is_better"] = False
     if place.world_size > 1:
         # Every LoRA weight gets a gradient: DDP need not search the graph for unused ones.
         options["ddp_find_unused_parameters"] = False
@@ -404,13 +473,15 @@ def _lora(params: hyper.Hyper) -> Any:
     )
 
 
-def _peft(model: Any, lora: Any, quantize: bool, device: str) -> Any:
-    from peft import get_peft_model, prepare_model_for_kbit_training
+def _peft(model: Any, lora: Any, quantize: bool, checkpointing: bool, parent: Path | None) -> Any:
+    from peft import PeftModel, get_peft_model, prepare_model_for_kbit_training
 
     if quantize:
         model = prepare_model_for_kbit_training(model)
-    elif device == "cuda":
+    elif checkpointing:
         model.enable_input_require_grads()  # gradient checkpointing needs grads at the inputs
+    if parent is not None:  # the earlier adapter, trained on (its LoRA shape, not `lora`'s)
+        return PeftModel.from_pretrained(model, str(parent), is_trainable=True)
     return get_peft_model(model, lora)
 
 
@@ -422,13 +493,16 @@ def _dpo_trainer(
     args: Any,
     lora: Any,
     quantize: bool,
+    parent: Path | None,
 ) -> tuple[Any, int]:
     from datasets import Dataset
-    from peft import prepare_model_for_kbit_training
+    from peft import PeftModel, prepare_model_for_kbit_training
     from trl import DPOTrainer
 
     if quantize:
         model = prepare_model_for_kbit_training(model)
+    if parent is not None:
+        model, lora = PeftModel.from_pretrained(model, str(parent), is_trainable=True), None
     train, valid = data.dpo_rows(rows), data.dpo_rows(valid_rows)
     trainer = DPOTrainer(
         model=model,
