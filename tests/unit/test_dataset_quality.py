@@ -370,3 +370,16 @@ def test_real_split_overlap(tmp_path: Path) -> None:
     ov = train_report.quality.overlap
     assert ov.exact.count == 20
     assert ov.exact.lines[:3] == [1, 2, 3] and ov.exact.matches[:3] == [381, 382, 383]
+
+
+def test_kmv_counts_distinct_values_in_a_batch_full_of_repeats() -> None:
+    rng = random.Random(1)
+    few = np.array([rng.getrandbits(64) for _ in range(3_000)] * 10, dtype=np.uint64)
+    sketch = Kmv()
+    sketch.add_array(few)
+    assert sketch.distinct() == 3_000 and sketch.total == 30_000
+    many = np.array([rng.getrandbits(64) for _ in range(10_000)] * 5, dtype=np.uint64)
+    rng.shuffle(many)
+    sketch = Kmv()
+    sketch.add_array(many)
+    assert abs(sketch.distinct() - 10_000) / 10_000 < 0.06

@@ -191,6 +191,16 @@ def _fmix(x: U64s) -> U64s:
     return x ^ (x >> np.uint64(33))
 
 
+def _smallest_distinct(hashes: U64s, k: int) -> U64s:
+    """The `k` smallest distinct values, without sorting them all when repeats are few.
+
+    The 2k smallest values (repeats counted) hold every value below their largest; when more
+    than k of them are distinct, the k smallest distinct values are among them.
+    """
+    head = np.unique(np.partition(hashes, 2 * k)[: 2 * k])
+    return head[:k] if len(head) > k else np.unique(hashes)[:k]
+
+
 class Kmv:
     """K minimum values of 64-bit hashes: a mergeable estimate of how many are distinct."""
 
@@ -205,8 +215,8 @@ class Kmv:
         self.total += len(hashes) if count is None else count
         if len(self.kept) >= KMV_SIZE:
             hashes = hashes[hashes < self.kept[-1]]
-        if len(hashes) > 2 * KMV_SIZE:  # only the smallest can stay: select them without sorting
-            hashes = np.partition(hashes, 2 * KMV_SIZE)[: 2 * KMV_SIZE]
+        if len(hashes) > 2 * KMV_SIZE:
+            hashes = _smallest_distinct(hashes, KMV_SIZE)
         if len(hashes):
             self.kept = np.union1d(self.kept, hashes)[:KMV_SIZE]
 
