@@ -18,7 +18,7 @@ from fastapi import Depends, FastAPI, Header, HTTPException
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field, SecretStr
 
-from ftq.shared.providers.base import ProviderError, piece_events
+from ftq.shared.providers.base import ProviderError, piece_events, sampling
 from ftq.shared.settings import get_settings
 
 
@@ -45,12 +45,7 @@ def _stream(body: CompletionRequest) -> Any:
     from ftq.shared.providers.local import inference
 
     try:
-        pieces = inference.stream(
-            body.model,
-            body.messages,
-            max_tokens=body.max_completion_tokens or body.max_tokens,
-            temperature=body.temperature,
-        )
+        pieces = inference.stream(body.model, body.messages, **sampling(body.model_dump()))
         include_usage = bool((body.stream_options or {}).get("include_usage"))
         events = piece_events(body.model, pieces, include_usage=include_usage)
         first = next(events)
@@ -92,12 +87,7 @@ def create_app() -> FastAPI:
         if body.stream:
             return _stream(body)
         try:
-            result = inference.complete(
-                body.model,
-                body.messages,
-                max_tokens=body.max_completion_tokens or body.max_tokens,
-                temperature=body.temperature,
-            )
+            result = inference.complete(body.model, body.messages, **sampling(body.model_dump()))
         except ProviderError as exc:
             return _error(exc)
         return {

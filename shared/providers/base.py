@@ -324,13 +324,7 @@ class ProviderBase:
 
     def chat_completion(self, body: dict[str, Any]) -> dict[str, Any]:
         """A `chat.completion` built from `complete_chat` (only model, messages and limits)."""
-        limit = body.get("max_completion_tokens") or body.get("max_tokens")
-        result = self.complete_chat(
-            body["model"],
-            body["messages"],
-            max_tokens=int(limit) if limit else None,
-            temperature=float(body.get("temperature") or 0.0),
-        )
+        result = self.complete_chat(body["model"], body["messages"], **sampling(body))
         return completion_object(body["model"], result)
 
     def chat_completion_stream(self, body: dict[str, Any]) -> Iterator[bytes]:
@@ -338,6 +332,15 @@ class ProviderBase:
         completion = self.chat_completion({**body, "stream": False})
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         return completion_events(completion, include_usage=include_usage)
+
+
+def sampling(body: dict[str, Any]) -> dict[str, Any]:
+    """The limits of a chat body that `complete_chat` honours: max_tokens and temperature."""
+    limit = body.get("max_completion_tokens") or body.get("max_tokens")
+    return {
+        "max_tokens": int(limit) if limit else None,
+        "temperature": float(body.get("temperature") or 0.0),
+    }
 
 
 SSE_DONE = b"data: [DONE]\n\n"

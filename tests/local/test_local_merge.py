@@ -4,35 +4,16 @@ stored once (a second call returns the stored copy)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine
-from sqlalchemy.orm import Session
 
 from ftq.shared.providers.local import merge
-from ftq.shared.settings import reset_settings
 from tests.factories import auth, create_team
-from tests.local.helpers import require_local_stack
-from tests.local.test_local_serving import Trained, local_settings, train_tiny_job
-
-
-@pytest.fixture
-def trained(
-    client: TestClient,
-    session: Session,
-    engine: Engine,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> Iterator[Trained]:
-    """A succeeded tiny local job owned by a team."""
-    require_local_stack()
-    local_settings(tmp_path, monkeypatch)
-    yield train_tiny_job(client, session, tmp_path, "merging")
-    reset_settings()
+from tests.local.test_local_serving import Trained
+from tests.local.test_local_serving import trained as trained  # fixture
 
 
 def _logits(model: Any, tokenizer: Any) -> Any:

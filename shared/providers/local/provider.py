@@ -20,6 +20,7 @@ from ftq.shared.providers.base import (
     ProviderJob,
     ProviderRejected,
     piece_events,
+    sampling,
 )
 from ftq.shared.providers.local import models, repository, service
 from ftq.shared.settings import get_settings
@@ -173,13 +174,7 @@ class LocalProvider(ProviderBase):
             return serving_client.stream(settings, body)
         from ftq.shared.providers.local import inference
 
-        limit = body.get("max_completion_tokens") or body.get("max_tokens")
-        pieces = inference.stream(
-            body["model"],
-            body["messages"],
-            max_tokens=int(limit) if limit else None,
-            temperature=float(body.get("temperature") or 0.0),
-        )
+        pieces = inference.stream(body["model"], body["messages"], **sampling(body))
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         return piece_events(body["model"], pieces, include_usage=include_usage)
 
