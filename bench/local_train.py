@@ -72,9 +72,13 @@ def main() -> None:
 
 
 def _rows(n: int) -> list[dict[str, Any]]:
-    from ftq.services.cli.demo.local import _sample
+    """The local demo's support-ticket examples (services/cli/demo/tickets.py)."""
+    import random
 
-    return _sample(n)
+    from ftq.services.cli.demo.tickets import ticket
+
+    rng = random.Random(8)
+    return [ticket(rng) for _ in range(n)]
 
 
 def _model(name: str, work: Path, rows: list[dict[str, Any]]) -> str:
