@@ -200,7 +200,7 @@ class Settings(BaseSettings):
     quality_near_duplicate_threshold: float = Field(0.8, gt=0.0, le=1.0)
     quality_num_perm: int = Field(64, ge=8, le=512)
     quality_ngram: int = Field(3, ge=1, le=8)
-    quality_max_words: int = Field(64, ge=8)
+    quality_max_words: int = Field(48, ge=8)
     quality_length_mad_k: float = Field(6.0, gt=0.0)
     quality_balance_max_labels: int = Field(20, ge=2)
     quality_balance_label_max_chars: int = Field(40, ge=1)
