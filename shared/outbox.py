@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import event, inspect, select, update
 from sqlalchemy.orm import Session
 
 from ftq.shared.models import OutboxMessage
@@ -17,30 +18,74 @@ log = logging.getLogger(__name__)
 Sender = Callable[[str, Sequence[Any]], None]
 
 
+_STAGED = "ftq_outbox_staged"
+# The sweep leaves a message this young to the process that committed it (it sends it within
+# milliseconds of its commit); a relay that died leaves it for the sweep after this.
+SWEEP_GRACE = timedelta(seconds=5)
+
+
 def enqueue(session: Session, task: str, *args: Any) -> OutboxMessage:
-    """Record a task to run once the current transaction commits."""
+    """Record a task to run once the current transaction commits (inserted at its next flush)."""
     message = OutboxMessage(task=task, args=list(args))
     session.add(message)
-    session.flush()
+    session.info.setdefault(_STAGED, []).append(message)
     return message
 
 
-def claim_pending(session: Session, limit: int = 200) -> list[OutboxMessage]:
+@event.listens_for(Session, "after_commit")
+@event.listens_for(Session, "after_rollback")
+def _forget_staged(session: Session) -> None:
+    # A caller that relays by claiming (a worker) never takes them: keep no references around.
+    session.info.pop(_STAGED, None)
+
+
+def take_staged(session: Session) -> list[OutboxMessage]:
+    """The messages this session enqueued since the last call; take them just before commit."""
+    return list(session.info.pop(_STAGED, []))
+
+
+def claim_pending(
+    session: Session, limit: int = 200, older_than: datetime | None = None
+) -> list[OutboxMessage]:
     """Undispatched messages, oldest first, locked so two relays never send the same row."""
-    query = (
-        select(OutboxMessage)
-        .where(OutboxMessage.dispatched_at.is_(None))
-        .order_by(OutboxMessage.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
+    query = select(OutboxMessage).where(OutboxMessage.dispatched_at.is_(None))
+    if older_than is not None:
+        query = query.where(OutboxMessage.created_at < older_than)
+    query = query.order_by(OutboxMessage.id).limit(limit).with_for_update(skip_locked=True)
     return list(session.scalars(query))
 
 
-def relay(session: Session, send: Sender, limit: int = 200) -> int:
+def relay_committed(session: Session, messages: Sequence[OutboxMessage], send: Sender) -> int:
+    """Send messages whose transaction committed, then mark the sent ones in one statement.
+
+    No claim (no transaction, no lock): nothing else sends a message younger than
+    `SWEEP_GRACE` but a worker's `relay`, so a twin is rare, and tasks tolerate one.
+    """
+    sent: list[int] = []
+    for message in messages:
+        if not inspect(message).persistent:  # rolled back with a savepoint: never committed
+            continue
+        try:
+            send(message.task, message.args)
+        except Exception as exc:  # broker down: the sweep sends the rest
+            log.warning("outbox relay paused: %s", type(exc).__name__)
+            break
+        sent.append(message.id)
+    if sent:
+        session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id.in_(sent), OutboxMessage.dispatched_at.is_(None))
+            .values(dispatched_at=utcnow(), relay_attempts=OutboxMessage.relay_attempts + 1)
+        )
+    return len(sent)
+
+
+def relay(
+    session: Session, send: Sender, limit: int = 200, older_than: datetime | None = None
+) -> int:
     """Send pending messages and mark them dispatched; stop at the first broker failure."""
     sent = 0
-    for message in claim_pending(session, limit):
+    for message in claim_pending(session, limit, older_than):
         message.relay_attempts += 1
         try:
             send(message.task, message.args)

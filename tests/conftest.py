@@ -97,7 +97,7 @@ def sent_tasks(session: Session, monkeypatch: pytest.MonkeyPatch) -> SentTasks:
     """Relay through the test's own session into a list instead of a broker."""
     sent = SentTasks()
 
-    def relay_into_list() -> int:
+    def relay_into_list(messages: object = None) -> int:
         return relay(session, lambda task, args: sent.append((task, list(args))))
 
     monkeypatch.setattr(uow, "relay_now", relay_into_list)

@@ -5,9 +5,11 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from ftq.services.worker.tasks.outbox import relay_now
+from ftq.shared.outbox import take_staged
 
 
 def commit(session: Session) -> None:
-    """Commit the request's work and hand its queued tasks to the broker."""
+    """Commit the request's work and hand the tasks it queued to the broker."""
+    staged = take_staged(session)
     session.commit()
-    relay_now()
+    relay_now(staged)

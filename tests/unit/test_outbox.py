@@ -7,7 +7,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from ftq.shared.outbox import enqueue, relay
+from ftq.shared.outbox import SWEEP_GRACE, enqueue, relay, relay_committed, take_staged
+from ftq.shared.timeutil import utcnow
 
 
 def test_broker_failure_leaves_messages_for_the_next_relay(session: Session) -> None:
@@ -25,3 +26,74 @@ def test_broker_failure_leaves_messages_for_the_next_relay(session: Session) -> 
     assert relay(session, lambda t, a: sent.append((t, list(a)))) == 2
     assert [args[0] for _, args in sent] == ["ftj_0", "ftj_1", "ftj_2"]
     assert relay(session, lambda t, a: sent.append((t, list(a)))) == 0
+
+
+def _sink() -> tuple[list[tuple[str, list[Any]]], Any]:
+    sent: list[tuple[str, list[Any]]] = []
+    return sent, lambda task, args: sent.append((task, list(args)))
+
+
+def test_a_commit_relays_exactly_its_own_messages_and_marks_them(session: Session) -> None:
+    relay(session, lambda t, a: None)
+    other = enqueue(session, "jobs.schedule", "emulator")  # another request's, not taken
+    take_staged(session)
+    mine = [enqueue(session, "jobs.submit", "ftj_a"), enqueue(session, "jobs.submit", "ftj_b")]
+    staged = take_staged(session)
+    assert staged == mine
+    session.flush()
+    sent, send = _sink()
+    assert relay_committed(session, staged, send) == 2
+    assert sent == [("jobs.submit", ["ftj_a"]), ("jobs.submit", ["ftj_b"])]
+    for message in mine:
+        session.refresh(message)
+        assert message.dispatched_at is not None and message.relay_attempts == 1
+    session.refresh(other)
+    assert other.dispatched_at is None
+    assert relay_committed(session, staged, send) == 2  # sent again (a twin) but marked once
+    session.refresh(mine[0])
+    assert mine[0].relay_attempts == 1
+
+
+def test_a_message_rolled_back_with_its_savepoint_is_never_sent(session: Session) -> None:
+    nested = session.begin_nested()
+    enqueue(session, "jobs.submit", "ftj_gone")
+    session.flush()
+    nested.rollback()
+    kept = enqueue(session, "jobs.submit", "ftj_kept")
+    session.flush()
+    sent, send = _sink()
+    assert relay_committed(session, take_staged(session), send) == 1
+    assert sent == [("jobs.submit", ["ftj_kept"])]
+    session.refresh(kept)
+    assert kept.dispatched_at is not None
+
+
+def test_a_failed_send_leaves_the_rest_for_the_sweep(session: Session) -> None:
+    relay(session, lambda t, a: None)
+    for i in range(3):
+        enqueue(session, "jobs.submit", f"ftj_{i}")
+    staged = take_staged(session)
+    session.flush()
+    sent: list[str] = []
+
+    def broken(task: str, args: Sequence[Any]) -> None:
+        if sent:
+            raise ConnectionError("redis down")
+        sent.append(args[0])
+
+    assert relay_committed(session, staged, broken) == 1
+    swept, send = _sink()
+    assert relay(session, send) == 2
+    assert [args[0] for _, args in swept] == ["ftj_1", "ftj_2"]
+
+
+def test_the_sweep_leaves_young_messages_to_their_committer(session: Session) -> None:
+    relay(session, lambda t, a: None)
+    young = enqueue(session, "jobs.submit", "ftj_young")
+    session.flush()
+    sent, send = _sink()
+    assert relay(session, send, older_than=utcnow() - SWEEP_GRACE) == 0
+    young.created_at = utcnow() - 2 * SWEEP_GRACE  # its committer died before relaying it
+    session.flush()
+    assert relay(session, send, older_than=utcnow() - SWEEP_GRACE) == 1
+    assert sent == [("jobs.submit", ["ftj_young"])]
