@@ -90,11 +90,15 @@ def job_row(session: Any, team: Any, **fields: Any) -> Any:
         id=new_id("ftj"),
         team_id=team.id,
         provider="emulator",
-        model="gpt-4o-mini-2024-07-18",
         training_dataset_id=dataset.id,
         method={},
         job_metadata={},
-        **{"status": "submitted", "provider_job_id": "ftjob-1", **fields},
+        **{
+            "model": "gpt-4o-mini-2024-07-18",
+            "status": "submitted",
+            "provider_job_id": "ftjob-1",
+            **fields,
+        },
     )
     session.add(job)
     session.flush()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Query
@@ -144,17 +145,39 @@ async def get_team_cached(
 
     A cached answer is a copy of the team row that belongs to no session: read its columns only.
     """
+    return await _team_for_key(authorization, partial(_authenticate_reading, session))
+
+
+async def get_creating_team(
+    session: SessionDep, authorization: Annotated[str | None, Header()] = None
+) -> Team:
+    """`get_team` for a route that creates under a lock: a key accepted in the last second is
+    answered from the cache, and the route reads the team's limits again under its lock.
+
+    The answer belongs to no session: read its columns only, never change it.
+    """
+    return await _team_for_key(authorization, partial(_authenticate, session))
+
+
+async def _team_for_key(
+    authorization: str | None, authenticate: Callable[[str, str], Team]
+) -> Team:
     plaintext = _bearer(authorization)
     key_hash = hash_api_key(plaintext)
-    team = key_cache.get(key_hash)
-    if team is None:
-        team = await run_in_threadpool(_authenticate, session, plaintext, key_hash)
+    cached = key_cache.get(key_hash)
+    team = (
+        cached if cached is not None else await run_in_threadpool(authenticate, plaintext, key_hash)
+    )
     bind(team_id=team.id)
     return team
 
 
+def _authenticate_reading(session: Session, plaintext: str, key_hash: str) -> Team:
+    return _authenticate(read_only(session), plaintext, key_hash)
+
+
 def _authenticate(session: Session, plaintext: str, key_hash: str) -> Team:
-    team = teams.authenticate(read_only(session), plaintext)
+    team = teams.authenticate(session, plaintext)
     key_cache.put(key_hash, team)
     return team
 
@@ -168,6 +191,7 @@ def require_admin(authorization: Annotated[str | None, Header()] = None) -> None
 
 TeamDep = Annotated[Team, Depends(get_team)]
 CachedTeamDep = Annotated[Team, Depends(get_team_cached)]
+CreatingTeamDep = Annotated[Team, Depends(get_creating_team)]
 AdminDep = Annotated[None, Depends(require_admin)]
 LimitQuery = Annotated[int, Query(ge=1, le=100, description="page size")]
 AfterQuery = Annotated[str | None, Query(description="id of the last item of the previous page")]

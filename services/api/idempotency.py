@@ -10,7 +10,7 @@ from fastapi.encoders import jsonable_encoder
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
-from ftq.services.api.deps import AdminDep, TeamDep
+from ftq.services.api.deps import AdminDep, CreatingTeamDep, TeamDep
 from ftq.shared.idempotency import service
 from ftq.shared.idempotency.service import StoredResponse
 
@@ -77,6 +77,15 @@ def get_idempotency(
     return Idempotency(request, team.id, idempotency_key)
 
 
+def get_creating_idempotency(
+    request: Request,
+    team: CreatingTeamDep,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> Idempotency:
+    """`get_idempotency` for the routes authenticated by `CreatingTeamDep`."""
+    return Idempotency(request, team.id, idempotency_key)
+
+
 def get_admin_idempotency(
     request: Request,
     _: AdminDep,
@@ -87,4 +96,5 @@ def get_admin_idempotency(
 
 
 IdempotencyDep = Annotated[Idempotency, Depends(get_idempotency)]
+CreatingIdempotencyDep = Annotated[Idempotency, Depends(get_creating_idempotency)]
 AdminIdempotencyDep = Annotated[Idempotency, Depends(get_admin_idempotency)]

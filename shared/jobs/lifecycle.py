@@ -23,7 +23,8 @@ WEBHOOK_STATUSES = {"submitted", "running", "succeeded", "failed", "cancelled"}
 
 def add_event(session: Session, job: Job, message: str, *, level: EventLevel = "info") -> None:
     """Append one of ftq's own events to a job's timeline."""
-    repository.add(
+    # Staged for the next flush (a query's or the commit's), batched with the request's rows.
+    repository.stage(
         session, JobEvent(job_id=job.id, source="ftq", level=level, type="message", message=message)
     )
 

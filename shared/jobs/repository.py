@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select, text, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -89,12 +89,13 @@ def owns_tuned_model(session: Session, team_id: str, name: str) -> bool:
     return bool(session.scalar(as_model.limit(1)) or session.scalar(as_checkpoint.limit(1)))
 
 
-def lock_team_admission(session: Session, team_id: str) -> None:
-    """Serialise a team's job creations so its quota and budget checks see each other's jobs.
+def lock_team_admission(session: Session, team_id: str) -> Team | None:
+    """Serialise a team's job creations so its quota and budget checks see each other's jobs;
+    the team row as read under the lock (its limits as they are now).
 
     FOR NO KEY UPDATE: rows that merely reference the team (its deliveries, keys) still insert.
     """
-    session.execute(select(Team.id).where(Team.id == team_id).with_for_update(key_share=True))
+    return session.get(Team, team_id, with_for_update={"key_share": True}, populate_existing=True)
 
 
 def list_for_team(
@@ -201,14 +202,70 @@ def ready_queued(session: Session, provider: str, model: str) -> list[Job]:
     return list(session.scalars(query))
 
 
-def all_queued(session: Session, provider: str, model: str) -> list[tuple[str, str, datetime]]:
-    """(job id, team id, created_at) of every queued job of (provider, model), oldest first."""
+def queue_of(
+    session: Session, provider: str, model: str
+) -> tuple[list[tuple[str, str, datetime]], dict[str, int]]:
+    """(job id, team id, created_at) of every queued job of (provider, model), oldest first,
+    and the slots of (provider, model) each team holds: one read."""
     query = (
-        select(Job.id, Job.team_id, Job.created_at)
-        .where(Job.provider == provider, Job.model == model, Job.status == "queued")
+        select(Job.id, Job.team_id, Job.created_at, Job.status)
+        .where(
+            Job.provider == provider,
+            Job.model == model,
+            Job.status.in_(("queued", *SLOT_STATUSES)),
+        )
         .order_by(Job.created_at, Job.id)
     )
-    return [(row[0], row[1], row[2]) for row in session.execute(query)]
+    queued: list[tuple[str, str, datetime]] = []
+    active: dict[str, int] = {}
+    for job_id, team_id, created_at, status in session.execute(query):
+        if status == "queued":
+            queued.append((job_id, team_id, created_at))
+        else:
+            active[team_id] = active.get(team_id, 0) + 1
+    return queued, active
+
+
+def queue_place(session: Session, job_id: str, provider: str, model: str) -> int | None:
+    """A queued job's 1-based place in the fair order of (provider, model), counted by the
+    database in one statement (None when it is not queued).
+
+    The fair order (`scheduling.fair_order`) is the queued jobs sorted by (slots the team holds
+    plus the job's rank among the team's queued jobs, created_at, team, rank): the place is one
+    more than the jobs sorting before this one.
+    """
+    active = (
+        select(Job.team_id, func.count().label("n"))
+        .where(Job.provider == provider, Job.model == model, Job.status.in_(SLOT_STATUSES))
+        .group_by(Job.team_id)
+        .subquery("active")
+    )
+    rank = func.row_number().over(partition_by=Job.team_id, order_by=(Job.created_at, Job.id)) - 1
+    ranked = (
+        select(
+            Job.id,
+            Job.team_id,
+            Job.created_at,
+            rank.label("rank"),
+            (func.coalesce(active.c.n, 0) + rank).label("held"),
+        )
+        .outerjoin(active, active.c.team_id == Job.team_id)
+        .where(Job.provider == provider, Job.model == model, Job.status == "queued")
+        .cte("ranked")
+    )
+    me, other = ranked.alias("me"), ranked.alias("other")
+    earlier = tuple_(other.c.held, other.c.created_at, other.c.team_id, other.c.rank) < tuple_(
+        me.c.held, me.c.created_at, me.c.team_id, me.c.rank
+    )
+    query = (
+        select(func.count(other.c.id))
+        .select_from(me)
+        .outerjoin(other, earlier)
+        .where(me.c.id == job_id)
+        .group_by(me.c.id)
+    )
+    before = session.scalar(query)
+    return None if before is None else int(before) + 1
 
 
 def pairs_with_ready_jobs(session: Session) -> list[tuple[str, str]]:
@@ -378,6 +435,11 @@ def add(session: Session, *objects: object) -> None:
     """Stage new rows and flush."""
     session.add_all(objects)
     session.flush()
+
+
+def stage(session: Session, *objects: object) -> None:
+    """Stage new rows for the next flush (a later query's autoflush or the commit)."""
+    session.add_all(objects)
 
 
 def tuned_model_provider(session: Session, team_id: str, name: str) -> str | None:

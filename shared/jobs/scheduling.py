@@ -104,14 +104,17 @@ def queue_position(session: Session, job: Job) -> int | None:
     """A queued job's place, from a fair order at most FTQ_QUEUE_POSITION_CACHE_SECONDS old.
 
     Reading one job must not cost the whole queue: the order is computed once per interval per
-    (provider, model) in this process, and again at once for a job not in the cached order.
+    (provider, model) in this process. A job newer than the cached order (one just created)
+    gets its exact place counted by the database, without the whole queue coming back.
     """
     ttl = get_settings().queue_position_cache_seconds
     key = (str(session.get_bind().engine.url), job.provider, job.model)
     now = time.monotonic()
     cached = _CACHED_ORDERS.get(key)
-    if ttl > 0 and cached is not None and cached[0] > now and job.id in cached[1]:
-        return cached[1][job.id]
+    if ttl > 0 and cached is not None and cached[0] > now:
+        if job.id in cached[1]:
+            return cached[1][job.id]
+        return repository.queue_place(session, job.id, job.provider, job.model)
     positions = queue_positions(session, job.provider, job.model)
     if ttl > 0:
         _CACHED_ORDERS[key] = (now + ttl, positions)
@@ -120,8 +123,7 @@ def queue_position(session: Session, job: Job) -> int | None:
 
 def queue_positions(session: Session, provider: str, model: str) -> dict[str, int]:
     """1-based places of the queued jobs of (provider, model) in the fair order."""
-    rows = repository.all_queued(session, provider, model)
-    active = repository.active_by_team(session, provider, model)
+    rows, active = repository.queue_of(session, provider, model)
     order = fair_order([_Row(job_id, team, created) for job_id, team, created in rows], active)
     return {row.id: place for place, row in enumerate(order, start=1)}
 

@@ -24,7 +24,7 @@ from ftq.shared import catalog
 from ftq.shared.credentials import service as credentials
 from ftq.shared.datasets import repository as datasets_repo
 from ftq.shared.datasets import service as datasets_service
-from ftq.shared.errors import Conflict, NotFound, QuotaExceeded, Unprocessable
+from ftq.shared.errors import Conflict, NotFound, QuotaExceeded, Unauthorized, Unprocessable
 from ftq.shared.ids import new_id
 from ftq.shared.jobs import failover, hooks, lifecycle, repository, scheduling, sync
 from ftq.shared.jobs.lifecycle import add_event, fail
@@ -72,8 +72,9 @@ def check_model_access(session: Session, team: Team, name: str, param: str = "mo
 def create(session: Session, team: Team, data: JobCreate) -> Job:
     """Accept a job; it waits in `queued` until its datasets are valid and a slot is free."""
     provider = data.provider or get_settings().provider
-    own_key = credentials.active_id(session, team.id, provider) is not None
-    check_configured(provider, team_credential=own_key)
+    credential_id = credentials.active_id(session, team.id, provider)
+    check_configured(provider, team_credential=credential_id is not None)
+    asked = provider
     check_model_access(session, team, data.model)
     if provider == LOCAL_PROVIDER:
         local_models.check_allowed(data.model)
@@ -88,7 +89,11 @@ def create(session: Session, team: Team, data: JobCreate) -> Job:
         has_validation = validation is not None or data.validation_split is not None
         _check_local_options(session, team, data, model, has_validation)
     # Counts are plain reads under READ COMMITTED: without this lock parallel creates all pass.
-    repository.lock_team_admission(session, team.id)
+    # The caller's team may be a cached copy: its limits are read again under the lock.
+    locked = repository.lock_team_admission(session, team.id)
+    if locked is None:  # removed since its key was accepted
+        raise Unauthorized("invalid or revoked API key")
+    team = locked
     if repository.count_active(session, team.id) >= team.max_active_jobs:
         raise QuotaExceeded(
             f"team has {team.max_active_jobs} unfinished jobs, its max_active_jobs; "
@@ -124,13 +129,17 @@ def create(session: Session, team: Team, data: JobCreate) -> Job:
         job_metadata=dict(data.metadata),
         fallback_providers=data.fallback_providers[used:],
         model_map=dict(data.model_map),
-        credential_id=credentials.active_id(session, team.id, provider),
+        credential_id=(
+            credential_id
+            if provider == asked
+            else credentials.active_id(session, team.id, provider)
+        ),
         webhook_url=data.webhook_url,
         eval_request=data.eval.model_dump(mode="json") if data.eval else None,
         poll_interval_seconds=get_settings().poll_interval_seconds,
         estimated_cost_usd=cost,
     )
-    repository.add(session, job)
+    repository.stage(session, job)
     add_event(session, job, f"Job created for model {job.model} on {provider}")
     if moved:
         add_event(session, job, moved, level="warn")
@@ -148,6 +157,7 @@ def create(session: Session, team: Team, data: JobCreate) -> Job:
             f"{validation.id}; training on {training.id} (seed {_split_seed(data)})",
         )
     _release_if_ready(session, job)
+    session.flush()  # the job, its events and its outbox row: one batch of inserts
     return job
 
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ftq.shared.models.base import Base, CreatedAtMixin
+
+if TYPE_CHECKING:
+    from ftq.shared.models.job import Job
 
 
 class JobEvent(CreatedAtMixin, Base):
@@ -24,3 +27,5 @@ class JobEvent(CreatedAtMixin, Base):
     type: Mapped[str] = mapped_column(String(40), default="message")
     message: Mapped[str] = mapped_column(Text)
     data: Mapped[dict[str, Any] | None] = mapped_column(nullable=True)
+    # Never loaded: it tells a flush to insert a new job before the events staged with it.
+    job: Mapped[Job] = relationship(lazy="raise")

@@ -23,13 +23,13 @@ def cached(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     reset_settings()
     scheduling._CACHED_ORDERS.clear()
     computed: list[int] = []
-    real = repository.all_queued
+    real = repository.queue_of
 
     def counting(*args: Any, **kwargs: Any) -> Any:
         computed.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(repository, "all_queued", counting)
+    monkeypatch.setattr(repository, "queue_of", counting)
     yield computed
     scheduling._CACHED_ORDERS.clear()
     monkeypatch.delenv("FTQ_QUEUE_POSITION_CACHE_SECONDS")

@@ -12,13 +12,14 @@ from starlette.concurrency import run_in_threadpool
 from ftq.services.api.deps import (
     AfterQuery,
     CachedTeamDep,
+    CreatingTeamDep,
     LimitQuery,
     ReadSessionDep,
     SessionDep,
     TeamDep,
 )
 from ftq.services.api.downloads import blob_download
-from ftq.services.api.idempotency import IdempotencyDep
+from ftq.services.api.idempotency import CreatingIdempotencyDep, IdempotencyDep
 from ftq.services.api.uow import commit
 from ftq.shared.db import read_only
 from ftq.shared.jobs import service
@@ -41,9 +42,14 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=Job)
 def create_job(
-    data: JobCreate, session: SessionDep, team: TeamDep, idempotency: IdempotencyDep
+    data: JobCreate,
+    session: SessionDep,
+    team: CreatingTeamDep,
+    idempotency: CreatingIdempotencyDep,
 ) -> Job | Response:
     """Queue a fine-tuning job; it starts once its datasets are valid."""
+    # The route CI pipelines call in bursts: a cached key (the team's limits are read again under
+    # the admission lock).
     check_provider_settings(data, data.provider or get_settings().provider)
     if (replay := idempotency.begin(session, data)) is not None:
         return replay

@@ -1,0 +1,93 @@
+"""Creating a job on a cached key: the team's limits are read under the lock, one batch of
+inserts, and the request relays only its own outbox rows."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import event, update
+from sqlalchemy.orm import Session
+
+from ftq.services.api import deps
+from ftq.shared.datasets import service as datasets
+from ftq.shared.models import Team
+from tests.factories import ADMIN, auth, chat_jsonl, create_team, upload
+
+MODEL = "gpt-4o-mini-2024-07-18"
+
+
+@pytest.fixture(autouse=True)
+def fresh_cache() -> Iterator[None]:
+    deps.key_cache.clear()
+    yield
+    deps.key_cache.clear()
+
+
+def _ready_dataset(client: TestClient, session: Session, team: dict[str, Any]) -> str:
+    dataset = upload(client, team, chat_jsonl(12)).json()
+    datasets.run_validation(session, dataset["id"])
+    return str(dataset["id"])
+
+
+def _create(client: TestClient, team: dict[str, Any], dataset: str) -> Any:
+    body = {"model": MODEL, "training_dataset": dataset}
+    return client.post("/v1/jobs", json=body, headers=auth(team))
+
+
+def test_a_limit_lowered_elsewhere_holds_for_a_cached_key(
+    client: TestClient, session: Session
+) -> None:
+    team = create_team(client, "limit-elsewhere", max_active_jobs=3)
+    dataset = _ready_dataset(client, session, team)
+    assert _create(client, team, dataset).status_code == 201  # the key is cached now
+    # Another server process lowers the limit: this one's cached team still says 3.
+    session.connection().execute(
+        update(Team.__table__).where(Team.__table__.c.id == team["id"]).values(max_active_jobs=1)
+    )
+    refused = _create(client, team, dataset)
+    assert refused.status_code == 429, refused.text
+    assert refused.json()["error"]["code"] == "max_active_jobs"
+    assert "1 unfinished jobs" in refused.json()["error"]["message"]
+
+
+def test_a_key_revoked_here_creates_nothing_more(client: TestClient, session: Session) -> None:
+    team = create_team(client, "revoked-create")
+    dataset = _ready_dataset(client, session, team)
+    assert _create(client, team, dataset).status_code == 201
+    key = team["api_key"]
+    revoked = client.delete(f"/v1/admin/teams/{team['id']}/keys/{key['id']}", headers=ADMIN)
+    assert revoked.status_code == 204
+    assert _create(client, team, dataset).status_code == 401
+
+
+def test_a_warm_create_asks_the_database_eight_things(client: TestClient, session: Session) -> None:
+    team = create_team(client, "warm-create")
+    dataset = _ready_dataset(client, session, team)
+    assert _create(client, team, dataset).status_code == 201
+    statements: list[str] = []
+    connection = session.connection()
+
+    def seen(_c: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(" ".join(statement.split()))
+
+    event.listen(connection, "before_cursor_execute", seen)
+    try:
+        created = _create(client, team, dataset)
+    finally:
+        event.remove(connection, "before_cursor_execute", seen)
+    assert created.status_code == 201, created.text
+    assert created.json()["queue_position"] == 2
+    # Without the test fixture's relay (it claims through the test's session; the server's relay
+    # marks the request's own rows with one UPDATE, tested in tests/unit/test_outbox.py).
+    relay = ("SELECT outbox.", "UPDATE outbox")
+    work = [s for s in statements if "SAVEPOINT" not in s and not s.startswith(relay)]
+    inserts = [s for s in work if s.startswith("INSERT")]
+    assert sorted(s.split()[2] for s in inserts) == ["job_events", "jobs", "outbox"], work
+    assert not any("api_keys" in s for s in work), "the key was not looked up again"
+    assert any(s.startswith("SELECT teams.") and "FOR NO KEY UPDATE" in s for s in work)
+    assert not any(s.startswith("UPDATE jobs") for s in work), "ready_at rides the insert"
+    # credential, dataset, team lock, active count, 3 inserts, the queue: eight.
+    assert len(work) == 8, "\n".join(s[:90] for s in work)
