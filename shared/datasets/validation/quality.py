@@ -469,6 +469,7 @@ class QualityIndex:
         self._parts: dict[str, list[I64s]] = {name: [] for name in (*_COLUMNS, "bands")}
         self._signatures = tempfile.TemporaryFile()  # noqa: SIM115  (closed by close())
         self._table: _Table | None = None
+        self._view: NDArray[np.uint32] | None = None
         self.n = 0
         self.empty = Capped()
         self.labels: dict[str, int] = {}
@@ -509,12 +510,17 @@ class QualityIndex:
         return self._table
 
     def _signature_rows(self) -> NDArray[np.uint32]:
-        """Every example's signature, in the order the parts came (a view of the file)."""
-        self._signatures.flush()
-        if not self.n:
-            return np.empty((0, self.config.num_perm), dtype=np.uint32)
-        shape = (self.n, self.config.num_perm)
-        return np.memmap(self._signatures, dtype=np.uint32, mode="r", shape=shape)
+        """Every example's signature, in the order the parts came (a view of the file, mapped
+        once after the last add)."""
+        if self._view is None or len(self._view) != self.n:
+            self._signatures.flush()
+            shape = (self.n, self.config.num_perm)
+            self._view = (
+                np.memmap(self._signatures, dtype=np.uint32, mode="r", shape=shape)
+                if self.n
+                else np.empty(shape, dtype=np.uint32)
+            )
+        return self._view
 
     def _pairs(self, rows: Iterator[tuple[int, int]]) -> QualityCheck:
         """A check from (line, earlier line) pairs, the first few listed."""
@@ -687,6 +693,7 @@ class QualityIndex:
 
     def close(self) -> None:
         """Drop the temporary signature file."""
+        self._view = None
         self._signatures.close()
 
 
