@@ -107,22 +107,11 @@ def read_only(session: Session) -> Session:
     if not isinstance(bind, Engine) or session.in_transaction():
         return session
     if bind.dialect.name == "postgresql":
-        autocommit(session)
+        session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        session.info[_AUTOCOMMIT] = True
     elif bind.dialect.name == "sqlite":
         # Holding the write lock for a whole request would block the route's other session.
         session.connection(execution_options={_SQLITE_READ_ONLY: True})
-    return session
-
-
-def autocommit(session: Session) -> Session:
-    """Run each of this session's statements as its own transaction on PostgreSQL: no BEGIN or
-    COMMIT round trips. Elsewhere, or for a session already in a transaction or bound to a
-    connection (tests), the session keeps its transaction."""
-    bind = session.bind
-    postgres = isinstance(bind, Engine) and bind.dialect.name == "postgresql"
-    if postgres and not session.in_transaction():
-        session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-        session.info[_AUTOCOMMIT] = True
     return session
 
 

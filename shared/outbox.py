@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import event, inspect, select, update
+from sqlalchemy import event, inspect, select
 from sqlalchemy.orm import Session
 
 from ftq.shared.models import OutboxMessage
@@ -45,47 +45,40 @@ def take_staged(session: Session) -> list[OutboxMessage]:
 
 
 def claim_pending(
-    session: Session, limit: int = 200, older_than: datetime | None = None
+    session: Session,
+    limit: int = 200,
+    older_than: datetime | None = None,
+    ids: Sequence[int] | None = None,
 ) -> list[OutboxMessage]:
-    """Undispatched messages, oldest first, locked so two relays never send the same row."""
+    """Undispatched messages, oldest first, locked so two relays never send the same row
+    (only those created before `older_than`, or only those of `ids`, when given)."""
     query = select(OutboxMessage).where(OutboxMessage.dispatched_at.is_(None))
     if older_than is not None:
         query = query.where(OutboxMessage.created_at < older_than)
+    if ids is not None:
+        query = query.where(OutboxMessage.id.in_(ids))
     query = query.order_by(OutboxMessage.id).limit(limit).with_for_update(skip_locked=True)
     return list(session.scalars(query))
 
 
 def relay_committed(session: Session, messages: Sequence[OutboxMessage], send: Sender) -> int:
-    """Send messages whose transaction committed, then mark the sent ones in one statement.
-
-    No claim (no transaction, no lock): nothing else sends a message younger than
-    `SWEEP_GRACE` but a worker's `relay`, so a twin is rare, and tasks tolerate one.
-    """
-    sent: list[int] = []
-    for message in messages:
-        if not inspect(message).persistent:  # rolled back with a savepoint: never committed
-            continue
-        try:
-            send(message.task, message.args)
-        except Exception as exc:  # broker down: the sweep sends the rest
-            log.warning("outbox relay paused: %s", type(exc).__name__)
-            break
-        sent.append(message.id)
-    if sent:
-        session.execute(
-            update(OutboxMessage)
-            .where(OutboxMessage.id.in_(sent), OutboxMessage.dispatched_at.is_(None))
-            .values(dispatched_at=utcnow(), relay_attempts=OutboxMessage.relay_attempts + 1)
-        )
-    return len(sent)
+    """Send the messages a committed transaction enqueued, claimed like any relay's (a worker
+    relaying every pending row never sends one of them too), without scanning the others."""
+    # A message rolled back with its savepoint never committed: it is no longer persistent.
+    ids = [m.id for m in messages if inspect(m).persistent]
+    return relay(session, send, limit=max(1, len(ids)), ids=ids) if ids else 0
 
 
 def relay(
-    session: Session, send: Sender, limit: int = 200, older_than: datetime | None = None
+    session: Session,
+    send: Sender,
+    limit: int = 200,
+    older_than: datetime | None = None,
+    ids: Sequence[int] | None = None,
 ) -> int:
     """Send pending messages and mark them dispatched; stop at the first broker failure."""
     sent = 0
-    for message in claim_pending(session, limit, older_than):
+    for message in claim_pending(session, limit, older_than, ids):
         message.relay_attempts += 1
         try:
             send(message.task, message.args)

@@ -80,8 +80,8 @@ def test_a_warm_create_asks_the_database_eight_things(client: TestClient, sessio
         event.remove(connection, "before_cursor_execute", seen)
     assert created.status_code == 201, created.text
     assert created.json()["queue_position"] == 2
-    # Without the test fixture's relay (it claims through the test's session; the server's relay
-    # marks the request's own rows with one UPDATE, tested in tests/unit/test_outbox.py).
+    # Without the relay (the fixture's claims through the test's session; the server's claims
+    # only the request's own rows, tested in tests/unit/test_outbox.py).
     relay = ("SELECT outbox.", "UPDATE outbox")
     work = [s for s in statements if "SAVEPOINT" not in s and not s.startswith(relay)]
     inserts = [s for s in work if s.startswith("INSERT")]

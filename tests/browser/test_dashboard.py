@@ -80,9 +80,13 @@ def _wait(driver: Any, css: str, timeout: float = 30.0) -> Any:
 
 
 def _until(driver: Any, condition: Any, timeout: float = 30.0) -> Any:
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, timeout).until(condition)
+    # The dashboard re-renders a table when its data arrives: an element found just before that
+    # is stale when read, and the next poll finds the new one.
+    stale = (StaleElementReferenceException,)
+    return WebDriverWait(driver, timeout, ignored_exceptions=stale).until(condition)
 
 
 def _open(browser: Any, stack: Stack, key: str, tab: str) -> None:

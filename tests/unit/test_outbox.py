@@ -49,9 +49,8 @@ def test_a_commit_relays_exactly_its_own_messages_and_marks_them(session: Sessio
         assert message.dispatched_at is not None and message.relay_attempts == 1
     session.refresh(other)
     assert other.dispatched_at is None
-    assert relay_committed(session, staged, send) == 2  # sent again (a twin) but marked once
-    session.refresh(mine[0])
-    assert mine[0].relay_attempts == 1
+    assert relay_committed(session, staged, send) == 0, "sent once: never a twin"
+    assert len(sent) == 2
 
 
 def test_a_message_rolled_back_with_its_savepoint_is_never_sent(session: Session) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ftq.services.worker.celery_app import celery_app, send
-from ftq.shared.db import autocommit, session_scope
+from ftq.shared.db import session_scope
 from ftq.shared.models import OutboxMessage
 from ftq.shared.outbox import SWEEP_GRACE, relay, relay_committed
 from ftq.shared.timeutil import utcnow
@@ -27,8 +27,8 @@ def relay_task() -> int:
 def relay_now(messages: Sequence[OutboxMessage] | None = None) -> int:
     """Relay right after a commit, in the committing process; failures wait for the sweep.
 
-    With `messages` (what the committed transaction enqueued) only those are sent and marked,
-    in one autocommit statement; without, every pending message is claimed and sent.
+    With `messages` (what the committed transaction enqueued) only those are claimed and sent;
+    without, every pending message is.
     """
     if messages is not None and not messages:
         return 0
@@ -36,6 +36,6 @@ def relay_now(messages: Sequence[OutboxMessage] | None = None) -> int:
         with session_scope() as session:
             if messages is None:
                 return relay(session, send)
-            return relay_committed(autocommit(session), messages, send)
+            return relay_committed(session, messages, send)
     except Exception:  # the sweep retries; the caller's commit already succeeded
         return 0
