@@ -66,7 +66,7 @@ def relay_committed(session: Session, messages: Sequence[OutboxMessage], send: S
     relaying every pending row never sends one of them too), without scanning the others."""
     # A message rolled back with its savepoint never committed: it is no longer persistent.
     ids = [m.id for m in messages if inspect(m).persistent]
-    return relay(session, send, limit=max(1, len(ids)), ids=ids) if ids else 0
+    return relay(session, send, limit=len(ids), ids=ids) if ids else 0
 
 
 def relay(

@@ -74,7 +74,6 @@ def create(session: Session, team: Team, data: JobCreate) -> Job:
     provider = data.provider or get_settings().provider
     credential_id = credentials.active_id(session, team.id, provider)
     check_configured(provider, team_credential=credential_id is not None)
-    asked = provider
     check_model_access(session, team, data.model)
     if provider == LOCAL_PROVIDER:
         local_models.check_allowed(data.model)
@@ -129,10 +128,8 @@ def create(session: Session, team: Team, data: JobCreate) -> Job:
         job_metadata=dict(data.metadata),
         fallback_providers=data.fallback_providers[used:],
         model_map=dict(data.model_map),
-        credential_id=(
-            credential_id
-            if provider == asked
-            else credentials.active_id(session, team.id, provider)
+        credential_id=(  # the asked provider's, unless the job moved to a fallback
+            credential_id if moved is None else credentials.active_id(session, team.id, provider)
         ),
         webhook_url=data.webhook_url,
         eval_request=data.eval.model_dump(mode="json") if data.eval else None,
