@@ -17,8 +17,10 @@ its `max_active_jobs` and the active-job count stays small, as in a steady state
 
 The load comes from this process: one asyncio keep-alive HTTP/1.1 connection per concurrent
 client, each sending its next request when the previous answer arrived (closed loop). Per level
-and route: requests/s over `--seconds`, p50 and p99 latency, and the ratio to the ceiling's
-requests/s at the same level; medians over `--rounds`. Client and server share the machine's cores.
+and route: requests/s over `--seconds`, p50 and p99 latency, the ratio to the ceiling's
+requests/s at the same level, and the CPU milliseconds per request spent by the server's processes
+and by Postgres's (from /proc: the whole machine's Postgres, so keep it otherwise idle); medians
+over `--rounds`. Client and server share the machine's cores.
 """
 
 from __future__ import annotations
@@ -253,11 +255,69 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     ) as stack:
         port = free_port()
         app = ["--factory", "--app-dir", str(ROOT / "bench"), "api:create_bench_app"]
-        stack.serve([*app, "--workers", str(args.workers)], "uvicorn.log", port)
-        return _measure_all(args, stack, port)
+        server = stack.serve([*app, "--workers", str(args.workers)], "uvicorn.log", port)
+        return _measure_all(args, stack, port, server.pid)
 
 
-def _measure_all(args: argparse.Namespace, stack: BenchStack, port: int) -> dict[str, Any]:
+# --------------------------------------------------------------------------- CPU accounting
+
+
+def _cpu_by_process(server_pid: int) -> dict[int, tuple[str, float]]:
+    """CPU seconds used so far by each of the server's processes ("api") and Postgres's."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    parents: dict[int, int] = {}
+    used: dict[int, tuple[str, float]] = {}
+    for entry in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = entry.read_text()
+        except OSError:  # the process ended
+            continue
+        name, fields = text[text.index("(") + 1 : text.rindex(")")], text.rsplit(")", 1)[1].split()
+        pid = int(entry.parent.name)
+        parents[pid] = int(fields[1])
+        used[pid] = (name, (int(fields[11]) + int(fields[12])) / ticks)
+    groups: dict[int, tuple[str, float]] = {}
+    for pid, (name, seconds) in used.items():
+        if _descends_from(pid, server_pid, parents):
+            groups[pid] = ("api", seconds)
+        elif name.startswith("postgres"):
+            groups[pid] = ("postgres", seconds)
+    return groups
+
+
+def _cpu_between(
+    before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]]
+) -> dict[str, float]:
+    # Per process: a Postgres backend that ended in between is lost (a slight undercount).
+    totals = {"api": 0.0, "postgres": 0.0}
+    for pid, (group, seconds) in after.items():
+        totals[group] += seconds - before.get(pid, (group, 0.0))[1]
+    return totals
+
+
+def _descends_from(pid: int, ancestor: int, parents: dict[int, int]) -> bool:
+    while pid > 1:
+        if pid == ancestor:
+            return True
+        pid = parents.get(pid, 0)
+    return False
+
+
+def measure_with_cpu(
+    port: int, load: Load, route: str, clients: int, seconds: float, server_pid: int
+) -> dict[str, Any]:
+    """`measure`, plus the CPU milliseconds per request of the server and of Postgres."""
+    before = _cpu_by_process(server_pid)
+    figures = asyncio.run(measure(port, load, route, clients, seconds))
+    used = _cpu_between(before, _cpu_by_process(server_pid))
+    for group in ("api", "postgres"):
+        figures[f"{group}_cpu_ms"] = 1000 * used[group] / figures["requests"]
+    return figures
+
+
+def _measure_all(
+    args: argparse.Namespace, stack: BenchStack, port: int, server_pid: int
+) -> dict[str, Any]:
     keys, dataset_ids = _ready_datasets(stack.env, port, stack.admin, args.teams)
     team_ids = [
         _http(port, "GET", "/v1/team", None, {"authorization": f"Bearer {k}"})["id"] for k in keys
@@ -273,7 +333,7 @@ def _measure_all(args: argparse.Namespace, stack: BenchStack, port: int) -> dict
         for level in args.levels:
             for route in ROUTES:
                 load = Load(keys, dataset_ids, job_ids)
-                figures = asyncio.run(measure(port, load, route, level, args.seconds))
+                figures = measure_with_cpu(port, load, route, level, args.seconds, server_pid)
                 results[level][route].append(figures)
                 if route == "create":
                     _finish_all_jobs(stack.database_url)
@@ -287,6 +347,7 @@ def report(outcome: dict[str, Any], rounds: int) -> None:
         f"client in the same machine; medians of {rounds} rounds"
     )
     header = f"{'clients':>7}  {'route':<22}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'/ceiling':>10}"
+    header += f"{'api cpu ms':>12}{'pg cpu ms':>11}"
     print(header)
     names = {
         "ceiling": "GET /bench/ceiling",
@@ -300,9 +361,11 @@ def report(outcome: dict[str, Any], rounds: int) -> None:
             rps = statistics.median(r["rps"] for r in runs)
             p50 = statistics.median(r["p50_ms"] for r in runs)
             p99 = statistics.median(r["p99_ms"] for r in runs)
+            api_cpu = statistics.median(r["api_cpu_ms"] for r in runs)
+            pg_cpu = statistics.median(r["postgres_cpu_ms"] for r in runs)
             print(
                 f"{level:>7}  {names[route]:<22}{rps:>9.0f}{p50:>9.1f}{p99:>9.1f}"
-                f"{rps / ceiling:>10.2f}"
+                f"{rps / ceiling:>10.2f}{api_cpu:>12.2f}{pg_cpu:>11.2f}"
             )
     for level, routes in outcome["levels"].items():
         ceiling = statistics.median(r["rps"] for r in routes["ceiling"])

@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import event, inspect, select
+from sqlalchemy import Table, bindparam, event, inspect, select, update
 from sqlalchemy.orm import Session
 
 from ftq.shared.models import OutboxMessage
@@ -45,20 +45,45 @@ def take_staged(session: Session) -> list[OutboxMessage]:
 
 
 def claim_pending(
-    session: Session,
-    limit: int = 200,
-    older_than: datetime | None = None,
-    ids: Sequence[int] | None = None,
+    session: Session, limit: int = 200, older_than: datetime | None = None
 ) -> list[OutboxMessage]:
     """Undispatched messages, oldest first, locked so two relays never send the same row
-    (only those created before `older_than`, or only those of `ids`, when given)."""
+    (only those created before `older_than`, when given)."""
     query = select(OutboxMessage).where(OutboxMessage.dispatched_at.is_(None))
     if older_than is not None:
         query = query.where(OutboxMessage.created_at < older_than)
-    if ids is not None:
-        query = query.where(OutboxMessage.id.in_(ids))
     query = query.order_by(OutboxMessage.id).limit(limit).with_for_update(skip_locked=True)
     return list(session.scalars(query))
+
+
+_OUTBOX = cast(Table, OutboxMessage.__table__)
+# Claim and mark in one statement: the rows stay locked until the relay's commit, so a worker
+# relaying every pending row skips them; a failed send puts the rest back before that commit.
+_CLAIM_OWN = (
+    update(_OUTBOX)
+    .where(
+        _OUTBOX.c.id.in_(
+            select(_OUTBOX.c.id)
+            .where(
+                _OUTBOX.c.id.in_(bindparam("ids", expanding=True)),
+                _OUTBOX.c.dispatched_at.is_(None),
+            )
+            .with_for_update(skip_locked=True)
+        )
+    )
+    .values(dispatched_at=bindparam("now"), relay_attempts=_OUTBOX.c.relay_attempts + 1)
+    .returning(_OUTBOX.c.id, _OUTBOX.c.task, _OUTBOX.c.args)
+)
+_UNCLAIM = (
+    update(_OUTBOX)
+    .where(_OUTBOX.c.id.in_(bindparam("ids", expanding=True)))
+    .values(dispatched_at=None)
+)
+_UNCOUNT = (
+    update(_OUTBOX)
+    .where(_OUTBOX.c.id.in_(bindparam("ids", expanding=True)))
+    .values(relay_attempts=_OUTBOX.c.relay_attempts - 1)
+)
 
 
 def relay_committed(session: Session, messages: Sequence[OutboxMessage], send: Sender) -> int:
@@ -66,19 +91,28 @@ def relay_committed(session: Session, messages: Sequence[OutboxMessage], send: S
     relaying every pending row never sends one of them too), without scanning the others."""
     # A message rolled back with its savepoint never committed: it is no longer persistent.
     ids = [m.id for m in messages if inspect(m).persistent]
-    return relay(session, send, limit=len(ids), ids=ids) if ids else 0
+    if not ids:
+        return 0
+    claimed = sorted(session.execute(_CLAIM_OWN, {"ids": ids, "now": utcnow()}).all())
+    for sent, (_id, task, args) in enumerate(claimed):
+        try:
+            send(task, args)
+        except Exception as exc:  # broker down: the rest wait for the sweep, unsent
+            log.warning("outbox relay paused: %s", type(exc).__name__)
+            unsent = [row[0] for row in claimed[sent:]]
+            session.execute(_UNCLAIM, {"ids": unsent})
+            if unsent[1:]:  # never attempted
+                session.execute(_UNCOUNT, {"ids": unsent[1:]})
+            return sent
+    return len(claimed)
 
 
 def relay(
-    session: Session,
-    send: Sender,
-    limit: int = 200,
-    older_than: datetime | None = None,
-    ids: Sequence[int] | None = None,
+    session: Session, send: Sender, limit: int = 200, older_than: datetime | None = None
 ) -> int:
     """Send pending messages and mark them dispatched; stop at the first broker failure."""
     sent = 0
-    for message in claim_pending(session, limit, older_than, ids):
+    for message in claim_pending(session, limit, older_than):
         message.relay_attempts += 1
         try:
             send(message.task, message.args)

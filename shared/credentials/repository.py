@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -48,6 +48,19 @@ def active_for(session: Session, team_id: str, provider: str) -> ProviderCredent
         ProviderCredential.revoked_at.is_(None),
     )
     return session.scalar(query)
+
+
+def active_id_for(session: Session, team_id: str, provider: str) -> str | None:
+    """The id of the team's active credential for a provider (a Core read: every job create)."""
+    return session.scalar(_ACTIVE_ID, {"team_id": team_id, "provider": provider})
+
+
+_CREDENTIALS = ProviderCredential.__table__
+_ACTIVE_ID = select(_CREDENTIALS.c.id).where(
+    _CREDENTIALS.c.team_id == bindparam("team_id"),
+    _CREDENTIALS.c.provider == bindparam("provider"),
+    _CREDENTIALS.c.revoked_at.is_(None),
+)
 
 
 def list_active(

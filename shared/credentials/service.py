@@ -135,8 +135,7 @@ def resolve(session: Session, team_id: str, provider: str) -> Credential | None:
 
 def active_id(session: Session, team_id: str, provider: str) -> str | None:
     """The id of the team's active credential for a provider, which a new job records."""
-    row = repository.active_for(session, team_id, provider)
-    return row.id if row is not None else None
+    return repository.active_id_for(session, team_id, provider)
 
 
 def for_job(session: Session, job: Job) -> Credential | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session, defer
 
 from ftq.shared.models import Dataset, Job
@@ -11,9 +11,12 @@ from ftq.shared.pagination import paginate
 
 def get_for_team(session: Session, team_id: str, dataset_id: str) -> Dataset | None:
     """A team's dataset by id (another team's is None)."""
-    return session.scalar(
-        select(Dataset).where(Dataset.id == dataset_id, Dataset.team_id == team_id)
-    )
+    return session.scalar(_FOR_TEAM, {"dataset_id": dataset_id, "team_id": team_id})
+
+
+_FOR_TEAM = select(Dataset).where(
+    Dataset.id == bindparam("dataset_id"), Dataset.team_id == bindparam("team_id")
+)
 
 
 def find_duplicate(session: Session, team_id: str, sha256: str, purpose: str) -> Dataset | None:

@@ -7,8 +7,9 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from decimal import Decimal
+from functools import cache
 
-from sqlalchemy import func, select, text, tuple_
+from sqlalchemy import BindParameter, Select, bindparam, func, select, text, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -94,6 +95,7 @@ def lock_team_admission(session: Session, team_id: str) -> Team | None:
     the team row as read under the lock (its limits as they are now).
 
     FOR NO KEY UPDATE: rows that merely reference the team (its deliveries, keys) still insert.
+    Counts must be separate, later statements: one statement's snapshot predates its lock wait.
     """
     return session.get(Team, team_id, with_for_update={"key_share": True}, populate_existing=True)
 
@@ -118,8 +120,16 @@ def list_for_team(
 
 def count_active(session: Session, team_id: str) -> int:
     """How many of a team's jobs are not finished."""
-    query = select(func.count()).where(Job.team_id == team_id, Job.status.in_(ACTIVE_STATUSES))
-    return int(session.scalar(query) or 0)
+    return int(session.scalar(_COUNT_ACTIVE, {"team_id": team_id}) or 0)
+
+
+# The create path's statements are built once, on the table (Core): no ORM compile per request.
+_JOBS = Job.__table__
+_COUNT_ACTIVE = (
+    select(func.count())
+    .select_from(_JOBS)
+    .where(_JOBS.c.team_id == bindparam("team_id"), _JOBS.c.status.in_(ACTIVE_STATUSES))
+)
 
 
 def count_queued(session: Session, team_id: str) -> int:
@@ -234,38 +244,53 @@ def queue_place(session: Session, job_id: str, provider: str, model: str) -> int
     plus the job's rank among the team's queued jobs, created_at, team, rank): the place is one
     more than the jobs sorting before this one.
     """
+    values = {"job_id": job_id, "provider": provider, "model": model}
+    before = session.scalar(_queue_place_query(), values)
+    return None if before is None else int(before) + 1
+
+
+@cache
+def _queue_place_query() -> Select[int]:
+    # Built once: constructing this CTE and its aliases cost more than running it.
+    provider: BindParameter[str] = bindparam("provider")
+    model: BindParameter[str] = bindparam("model")
     active = (
-        select(Job.team_id, func.count().label("n"))
-        .where(Job.provider == provider, Job.model == model, Job.status.in_(SLOT_STATUSES))
-        .group_by(Job.team_id)
+        select(_JOBS.c.team_id, func.count().label("n"))
+        .where(
+            _JOBS.c.provider == provider, _JOBS.c.model == model, _JOBS.c.status.in_(SLOT_STATUSES)
+        )
+        .group_by(_JOBS.c.team_id)
         .subquery("active")
     )
-    rank = func.row_number().over(partition_by=Job.team_id, order_by=(Job.created_at, Job.id)) - 1
+    rank = (
+        func.row_number().over(
+            partition_by=_JOBS.c.team_id, order_by=(_JOBS.c.created_at, _JOBS.c.id)
+        )
+        - 1
+    )
     ranked = (
         select(
-            Job.id,
-            Job.team_id,
-            Job.created_at,
+            _JOBS.c.id,
+            _JOBS.c.team_id,
+            _JOBS.c.created_at,
             rank.label("rank"),
             (func.coalesce(active.c.n, 0) + rank).label("held"),
         )
-        .outerjoin(active, active.c.team_id == Job.team_id)
-        .where(Job.provider == provider, Job.model == model, Job.status == "queued")
+        .outerjoin(active, active.c.team_id == _JOBS.c.team_id)
+        .where(_JOBS.c.provider == provider, _JOBS.c.model == model, _JOBS.c.status == "queued")
         .cte("ranked")
     )
     me, other = ranked.alias("me"), ranked.alias("other")
     earlier = tuple_(other.c.held, other.c.created_at, other.c.team_id, other.c.rank) < tuple_(
         me.c.held, me.c.created_at, me.c.team_id, me.c.rank
     )
-    query = (
+    return (
         select(func.count(other.c.id))
         .select_from(me)
         .outerjoin(other, earlier)
-        .where(me.c.id == job_id)
+        .where(me.c.id == bindparam("job_id"))
         .group_by(me.c.id)
     )
-    before = session.scalar(query)
-    return None if before is None else int(before) + 1
 
 
 def pairs_with_ready_jobs(session: Session) -> list[tuple[str, str]]:

@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ftq.shared.models import OutboxMessage
 from ftq.shared.outbox import SWEEP_GRACE, enqueue, relay, relay_committed, take_staged
 from ftq.shared.timeutil import utcnow
 
@@ -73,6 +75,7 @@ def test_a_failed_send_leaves_the_rest_for_the_sweep(session: Session) -> None:
         enqueue(session, "jobs.submit", f"ftj_{i}")
     staged = take_staged(session)
     session.flush()
+    ids = [message.id for message in staged]
     sent: list[str] = []
 
     def broken(task: str, args: Sequence[Any]) -> None:
@@ -81,6 +84,14 @@ def test_a_failed_send_leaves_the_rest_for_the_sweep(session: Session) -> None:
         sent.append(args[0])
 
     assert relay_committed(session, staged, broken) == 1
+    rows = select(OutboxMessage.id, OutboxMessage.relay_attempts, OutboxMessage.dispatched_at)
+    found = {row[0]: row[1:] for row in session.execute(rows.where(OutboxMessage.id.in_(ids)))}
+    # Sent once; tried once and put back; never tried (the sweep's attempt will be its first).
+    assert [(found[i][0], found[i][1] is not None) for i in ids] == [
+        (1, True),
+        (1, False),
+        (0, False),
+    ]
     swept, send = _sink()
     assert relay(session, send) == 2
     assert [args[0] for _, args in swept] == ["ftj_1", "ftj_2"]
