@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, event, inspect, select, update
+from sqlalchemy import Table, bindparam, case, event, inspect, select, update
 from sqlalchemy.orm import Session
 
 from ftq.shared.models import OutboxMessage
@@ -74,15 +74,15 @@ _CLAIM_OWN = (
     .values(dispatched_at=bindparam("now"), relay_attempts=_OUTBOX.c.relay_attempts + 1)
     .returning(_OUTBOX.c.id, _OUTBOX.c.task, _OUTBOX.c.args)
 )
+# Put back the rows from the one whose send failed on: only that one keeps its attempt.
 _UNCLAIM = (
     update(_OUTBOX)
     .where(_OUTBOX.c.id.in_(bindparam("ids", expanding=True)))
-    .values(dispatched_at=None)
-)
-_UNCOUNT = (
-    update(_OUTBOX)
-    .where(_OUTBOX.c.id.in_(bindparam("ids", expanding=True)))
-    .values(relay_attempts=_OUTBOX.c.relay_attempts - 1)
+    .values(
+        dispatched_at=None,
+        relay_attempts=_OUTBOX.c.relay_attempts
+        - case((_OUTBOX.c.id == bindparam("tried"), 0), else_=1),
+    )
 )
 
 
@@ -100,9 +100,7 @@ def relay_committed(session: Session, messages: Sequence[OutboxMessage], send: S
         except Exception as exc:  # broker down: the rest wait for the sweep, unsent
             log.warning("outbox relay paused: %s", type(exc).__name__)
             unsent = [row[0] for row in claimed[sent:]]
-            session.execute(_UNCLAIM, {"ids": unsent})
-            if unsent[1:]:  # never attempted
-                session.execute(_UNCOUNT, {"ids": unsent[1:]})
+            session.execute(_UNCLAIM, {"ids": unsent, "tried": unsent[0]})
             return sent
     return len(claimed)
 

@@ -164,10 +164,9 @@ async def _team_for_key(
 ) -> Team:
     plaintext = _bearer(authorization)
     key_hash = hash_api_key(plaintext)
-    cached = key_cache.get(key_hash)
-    team = (
-        cached if cached is not None else await run_in_threadpool(authenticate, plaintext, key_hash)
-    )
+    team = key_cache.get(key_hash)
+    if team is None:
+        team = await run_in_threadpool(authenticate, plaintext, key_hash)
     bind(team_id=team.id)
     return team
 

@@ -251,7 +251,7 @@ def queue_place(session: Session, job_id: str, provider: str, model: str) -> int
 
 @cache
 def _queue_place_query() -> Select[int]:
-    # Built once: constructing this CTE and its aliases cost more than running it.
+    # Built once, on first use: a CTE with two aliases is slow to construct.
     provider: BindParameter[str] = bindparam("provider")
     model: BindParameter[str] = bindparam("model")
     active = (
