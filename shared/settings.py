@@ -32,6 +32,12 @@ DICT_FORM = "key=value,key2=value2 or a JSON object"
 GOT_LIMIT = 80  # longer values are cut in error lines
 
 
+@lru_cache(maxsize=1)
+def _torch_installed() -> bool:
+    """Whether torch can be imported here (asked once: a path search costs every job create)."""
+    return importlib.util.find_spec("torch") is not None
+
+
 class ConfigError(ValueError):
     """A setting's value is unusable; the message is one line naming the variable(s)."""
 
@@ -82,6 +88,8 @@ class Settings(BaseSettings):
     # not open and close overflow connections (a Postgres backend start costs more than a query).
     database_pool_size: int = Field(default=30, ge=1, le=200)
     database_max_overflow: int = Field(default=10, ge=0, le=200)
+    # Async connections per API process for the reads its event loop answers (GET /v1/jobs/{id}).
+    database_loop_pool_size: int = Field(default=4, ge=1, le=64)
     # Threads per API process for its synchronous routes (anyio's default is 40).
     api_threads: int = Field(default=40, ge=1, le=400)
     broker_url: str = "memory://"
@@ -266,7 +274,7 @@ class Settings(BaseSettings):
         """FTQ_LOCAL_ENABLED, else whether torch is installed (found, never imported)."""
         if self.local_enabled is not None:
             return self.local_enabled
-        return importlib.util.find_spec("torch") is not None
+        return _torch_installed()
 
     @property
     def resolved_database_url(self) -> str:

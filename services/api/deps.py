@@ -16,14 +16,16 @@ from ftq.shared.db import get_sessionmaker, is_autocommit, read_only
 from ftq.shared.errors import Unauthorized
 from ftq.shared.models import ApiKey, Team
 from ftq.shared.observability.logging import bind
+from ftq.shared.outbox import sends_own
 from ftq.shared.security import constant_time_equals, hash_api_key
 from ftq.shared.settings import get_settings
 from ftq.shared.teams import service as teams
 
 
 def get_session() -> Iterator[Session]:
-    """One session per request; routes that change state call `commit(session)`."""
-    session = get_sessionmaker()()
+    """One session per request; routes that change state call `commit(session)`, which sends
+    the tasks they enqueued (leased to this request until then)."""
+    session = sends_own(get_sessionmaker()())
     try:
         yield session
     finally:

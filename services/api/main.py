@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from anyio import to_thread
 from fastapi import FastAPI
 
-from ftq.services.api import errors
+from ftq.services.api import errors, loop_reads
 from ftq.services.api.middleware import RequestContextMiddleware
 from ftq.services.api.routers import (
     admin,
@@ -72,13 +72,16 @@ def _embedded_lifespan(settings: Settings):  # type: ignore[no-untyped-def]
 
             settings.data_dir.mkdir(parents=True, exist_ok=True)
             upgrade(settings.resolved_database_url)  # embedded mode migrates its own file
-        if not settings.runs_embedded_worker:
-            yield
-            return
-        from ftq.services.worker.embedded import EmbeddedRuntime
+        try:
+            if not settings.runs_embedded_worker:
+                yield
+                return
+            from ftq.services.worker.embedded import EmbeddedRuntime
 
-        with EmbeddedRuntime():
-            yield
+            with EmbeddedRuntime():
+                yield
+        finally:
+            await loop_reads.close_pool()
 
     return lifespan
 

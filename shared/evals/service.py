@@ -31,7 +31,7 @@ from ftq.shared.jobs import lifecycle
 from ftq.shared.jobs import repository as jobs_repo
 from ftq.shared.jobs import service as jobs
 from ftq.shared.jobs.schemas import EvalResult, JobEval, JobEvalRequest
-from ftq.shared.models import Dataset, Eval, Job, Team
+from ftq.shared.models import Dataset, Eval, Job, JobRecord, Team
 from ftq.shared.outbox import enqueue
 from ftq.shared.providers.registry import check_configured
 from ftq.shared.settings import get_settings
@@ -330,7 +330,7 @@ def _view(row: Eval, tallies: dict[tuple[str, str], Tally], scores: Scores) -> E
     )
 
 
-def job_eval(session: Session, job: Job) -> JobEval | None:
+def job_eval(session: Session, job: JobRecord) -> JobEval | None:
     """The eval part of a job's API view (None when the job asked for none)."""
     if not job.eval_request:
         return None

@@ -8,8 +8,9 @@ from contextlib import contextmanager
 from datetime import datetime
 from decimal import Decimal
 from functools import cache
+from typing import Any
 
-from sqlalchemy import BindParameter, Select, bindparam, func, select, text, tuple_
+from sqlalchemy import BindParameter, Row, Select, bindparam, func, inspect, select, text, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -34,6 +35,25 @@ POLLED_STATUSES = ("submitted", "running")
 def get_for_team(session: Session, team_id: str, job_id: str) -> Job | None:
     """A team's job by id."""
     return session.scalar(select(Job).where(Job.id == job_id, Job.team_id == team_id))
+
+
+def view_for_team(session: Session, team_id: str, job_id: str) -> Row[Any] | None:
+    """A team's job as a read-only row with the model's attribute names (no ORM object)."""
+    return session.execute(
+        view_for_team_statement(), {"job_id": job_id, "team_id": team_id}
+    ).first()
+
+
+@cache
+def view_for_team_statement() -> Select[Any]:
+    """`view_for_team`'s statement (parameters `job_id`, `team_id`), built once."""
+    columns = [
+        column.label(attr.key) for attr in inspect(Job).column_attrs for column in attr.columns
+    ]
+    jobs = Job.__table__
+    return select(*columns).where(
+        jobs.c.id == bindparam("job_id"), jobs.c.team_id == bindparam("team_id")
+    )
 
 
 def lock(session: Session, job_id: str) -> Job | None:

@@ -24,7 +24,7 @@ from typing import Protocol, TypeVar
 from sqlalchemy.orm import Session
 
 from ftq.shared.jobs import lifecycle, repository
-from ftq.shared.models import Job, Team
+from ftq.shared.models import Job, JobRecord, Team
 from ftq.shared.settings import Settings, get_settings
 from ftq.shared.timeutil import utcnow
 
@@ -100,7 +100,7 @@ def schedule(session: Session, provider: str, model: str) -> list[Job]:
 _CACHED_ORDERS: dict[tuple[str, str, str], tuple[float, dict[str, int]]] = {}
 
 
-def queue_position(session: Session, job: Job) -> int | None:
+def queue_position(session: Session, job: JobRecord) -> int | None:
     """A queued job's place, from a fair order at most FTQ_QUEUE_POSITION_CACHE_SECONDS old.
 
     Reading one job must not cost the whole queue: the order is computed once per interval per

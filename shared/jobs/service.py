@@ -33,11 +33,12 @@ from ftq.shared.jobs.schemas import (
     TERMINAL_STATUSES,
     Checkpoint,
     JobCreate,
+    JobEval,
     Method,
     MetricPoint,
 )
 from ftq.shared.jobs.schemas import Job as JobOut
-from ftq.shared.models import Dataset, Job, JobEvent, Team
+from ftq.shared.models import Dataset, Job, JobEvent, JobRecord, Team
 from ftq.shared.outbox import enqueue
 from ftq.shared.providers.base import JobSpec, ProviderError, ProviderEvent, ProviderJob
 from ftq.shared.providers.local import hyper as local_hyper
@@ -306,6 +307,22 @@ def get(session: Session, team: Team, job_id: str) -> Job:
     return job
 
 
+def view(session: Session, team: Team, job_id: str) -> JobOut:
+    """A team's job's API view, read as a row without an ORM object (the polled route), or 404."""
+    row = repository.view_for_team(session, team.id, job_id)
+    if row is None:
+        raise NotFound(f"no job {job_id}", param="id")
+    return to_schema(session, row)
+
+
+def view_of_row(row: Any) -> JobOut | None:
+    """The API view of a job row read without a session, or None when the view needs one (the
+    queue place of a queued job, the eval of a job that asked for one)."""
+    if row.status == "queued" or row.eval_request:
+        return None
+    return _view(row, position=None, eval_view=None)
+
+
 def list_page(
     session: Session,
     team: Team,
@@ -329,9 +346,8 @@ def to_schemas(session: Session, jobs: list[Job]) -> list[JobOut]:
     return [to_schema(session, job, positions) for job in jobs]
 
 
-def to_schema(session: Session, job: Job, positions: dict[str, int] | None = None) -> JobOut:
+def to_schema(session: Session, job: JobRecord, positions: dict[str, int] | None = None) -> JobOut:
     """The API view of a job (with its place in the fair queue while queued)."""
-    error = {"code": job.error_code, "message": job.error_message} if job.error_code else None
     position = None
     if job.status == "queued":
         position = (
@@ -339,6 +355,13 @@ def to_schema(session: Session, job: Job, positions: dict[str, int] | None = Non
             if positions is not None
             else scheduling.queue_position(session, job)
         )
+    eval_view = next((view for view in hooks.eval_view(session, job) if view), None)
+    return _view(job, position, eval_view)
+
+
+def _view(job: Any, position: int | None, eval_view: JobEval | None) -> JobOut:
+    """The API view of a job record whose queue place and eval view are known."""
+    error = {"code": job.error_code, "message": job.error_message} if job.error_code else None
     result = None
     if job.result_file_id:
         result = {
@@ -370,7 +393,7 @@ def to_schema(session: Session, job: Job, positions: dict[str, int] | None = Non
         result_file=result,  # type: ignore[arg-type]
         estimated_cost_usd=job.estimated_cost_usd,
         error=error,  # type: ignore[arg-type]
-        eval=next((view for view in hooks.eval_view(session, job) if view), None),
+        eval=eval_view,
         diagnosis=job.diagnosis,
         best_checkpoint=job.best_checkpoint,
         retention=job.retention,

@@ -9,7 +9,7 @@ from ftq.shared.models.eval_output import EvalOutput
 from ftq.shared.models.eval_schedule import EvalSchedule
 from ftq.shared.models.eval_schedule_run import EvalScheduleRun
 from ftq.shared.models.idempotency_key import IdempotencyKey
-from ftq.shared.models.job import Job
+from ftq.shared.models.job import Job, JobRecord
 from ftq.shared.models.job_checkpoint import JobCheckpoint
 from ftq.shared.models.job_event import JobEvent
 from ftq.shared.models.job_metric import JobMetric
@@ -41,6 +41,7 @@ __all__ = [
     "JobCheckpoint",
     "JobEvent",
     "JobMetric",
+    "JobRecord",
     "LocalCheckpoint",
     "LocalRun",
     "LocalRunEvent",

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeAlias
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Numeric, String, Text
+from sqlalchemy import BigInteger, ForeignKey, Index, Numeric, Row, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ftq.shared.models.base import Base, CreatedAtMixin
@@ -83,3 +83,8 @@ class Job(CreatedAtMixin, Base):
     started_at: Mapped[datetime | None] = mapped_column(nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(nullable=True)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+# A job to show: the ORM object, or a read-only row labelled with its attribute names (the polled
+# read skips the ORM's loading, about half of that request's database CPU in Python).
+JobRecord: TypeAlias = "Job | Row[Any]"

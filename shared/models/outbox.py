@@ -22,3 +22,5 @@ class OutboxMessage(CreatedAtMixin, Base):
     args: Mapped[list[Any]] = mapped_column(default=list)
     dispatched_at: Mapped[datetime | None] = mapped_column(nullable=True)
     relay_attempts: Mapped[int] = mapped_column(default=0)
+    # Until then only the process that committed the row sends it (it marks the row after).
+    leased_until: Mapped[datetime | None] = mapped_column(nullable=True)

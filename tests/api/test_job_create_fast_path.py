@@ -3,17 +3,22 @@ inserts, and the request relays only its own outbox rows."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import event, update
+from sqlalchemy import Engine, delete, event, select, update
 from sqlalchemy.orm import Session
 
 from ftq.services.api import deps
+from ftq.services.api.main import create_app
+from ftq.services.worker.tasks import outbox as outbox_tasks
 from ftq.shared.datasets import service as datasets
-from ftq.shared.models import Team
+from ftq.shared.db import get_sessionmaker
+from ftq.shared.models import OutboxMessage, Team
+from ftq.shared.outbox import relay
 from tests.factories import ADMIN, auth, chat_jsonl, create_team, upload
 
 MODEL = "gpt-4o-mini-2024-07-18"
@@ -91,3 +96,39 @@ def test_a_warm_create_asks_the_database_eight_things(client: TestClient, sessio
     assert not any(s.startswith("UPDATE jobs") for s in work), "ready_at rides the insert"
     # credential, dataset, team lock, active count, 3 inserts, the queue: eight.
     assert len(work) == 8, "\n".join(s[:90] for s in work)
+
+
+def test_a_create_sends_its_task_after_commit_and_marks_it_without_waiting(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The real request boundary (no test session): the task leaves at once, leased to the
+    request, so a worker relaying meanwhile does not send it too; the mark lands in a batch."""
+    sent: list[tuple[str, list[Any]]] = []
+    monkeypatch.setattr(outbox_tasks, "send", lambda task, args: sent.append((task, list(args))))
+    make = get_sessionmaker()
+    with TestClient(create_app()) as client:
+        team = create_team(client, f"lease-{uuid.uuid4().hex[:8]}")
+        try:
+            dataset = upload(client, team, chat_jsonl(12)).json()["id"]
+            with make() as db:
+                datasets.run_validation(db, dataset)
+                db.commit()
+            outbox_tasks.marks.flush()
+            sent.clear()
+            created = _create(client, team, dataset)
+            assert created.status_code == 201, created.text
+            assert sent == [("jobs.schedule", ["emulator", MODEL])]
+            with make() as db:
+                row = db.scalars(select(OutboxMessage).order_by(OutboxMessage.id.desc())).first()
+                assert row is not None and row.leased_until is not None
+                assert relay(db, lambda t, a: sent.append((t, list(a)))) == 0, "leased: no twin"
+                db.commit()
+            outbox_tasks.marks.flush()  # what the marks thread does within milliseconds
+            with make() as db:
+                marked = db.get(OutboxMessage, row.id)
+                assert marked is not None and marked.dispatched_at is not None
+                assert marked.relay_attempts == 1 and marked.leased_until is None
+        finally:
+            with make() as db:
+                db.execute(delete(Team).where(Team.id == team["id"]))
+                db.commit()
