@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from functools import partial
 from typing import Annotated, Any
 
@@ -22,15 +22,24 @@ from ftq.shared.settings import get_settings
 from ftq.shared.teams import service as teams
 
 
-def get_session() -> Iterator[Session]:
-    """One session per request; routes that change state call `commit(session)`, which sends
-    the tasks they enqueued (leased to this request until then)."""
+async def get_session() -> AsyncIterator[Session]:
+    """One session per request, opened and closed on the event loop; routes that change state
+    call `commit(session)`, which sends the tasks they enqueued (leased to this request until
+    then). Closing after a commit does no I/O; a transaction left open is rolled back on a
+    pool thread. A sync generator would cost two thread-pool hops on every request."""
     session = sends_own(get_sessionmaker()())
     try:
         yield session
     finally:
-        session.rollback()
-        session.close()
+        if session.in_transaction():
+            await run_in_threadpool(_roll_back_and_close, session)
+        else:
+            session.close()
+
+
+def _roll_back_and_close(session: Session) -> None:
+    session.rollback()
+    session.close()
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
@@ -183,7 +192,7 @@ def _authenticate(session: Session, plaintext: str, key_hash: str) -> Team:
     return team
 
 
-def require_admin(authorization: Annotated[str | None, Header()] = None) -> None:
+async def require_admin(authorization: Annotated[str | None, Header()] = None) -> None:
     """Only the admin token may manage teams."""
     token = get_settings().admin_token.get_secret_value()
     if not constant_time_equals(_bearer(authorization), token):

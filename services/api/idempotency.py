@@ -68,7 +68,7 @@ IdempotencyKeyHeader = Annotated[
 ]
 
 
-def get_idempotency(
+async def get_idempotency(
     request: Request,
     team: TeamDep,
     idempotency_key: IdempotencyKeyHeader = None,
@@ -77,7 +77,7 @@ def get_idempotency(
     return Idempotency(request, team.id, idempotency_key)
 
 
-def get_creating_idempotency(
+async def get_creating_idempotency(
     request: Request,
     team: CreatingTeamDep,
     idempotency_key: IdempotencyKeyHeader = None,
@@ -86,7 +86,7 @@ def get_creating_idempotency(
     return Idempotency(request, team.id, idempotency_key)
 
 
-def get_admin_idempotency(
+async def get_admin_idempotency(
     request: Request,
     _: AdminDep,
     idempotency_key: IdempotencyKeyHeader = None,

@@ -9,15 +9,15 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, delete, event, select, update
+from sqlalchemy import Engine, delete, event, func, select, update
 from sqlalchemy.orm import Session
 
 from ftq.services.api import deps
 from ftq.services.api.main import create_app
 from ftq.services.worker.tasks import outbox as outbox_tasks
 from ftq.shared.datasets import service as datasets
-from ftq.shared.db import get_sessionmaker
-from ftq.shared.models import OutboxMessage, Team
+from ftq.shared.db import get_engine, get_sessionmaker
+from ftq.shared.models import Job, OutboxMessage, Team
 from ftq.shared.outbox import relay
 from tests.factories import ADMIN, auth, chat_jsonl, create_team, upload
 
@@ -128,6 +128,34 @@ def test_a_create_sends_its_task_after_commit_and_marks_it_without_waiting(
                 marked = db.get(OutboxMessage, row.id)
                 assert marked is not None and marked.dispatched_at is not None
                 assert marked.relay_attempts == 1 and marked.leased_until is None
+        finally:
+            with make() as db:
+                db.execute(delete(Team).where(Team.id == team["id"]))
+                db.commit()
+
+
+def test_a_request_failing_mid_transaction_rolls_back_and_returns_its_connection(
+    engine: Engine,
+) -> None:
+    """The real session dependency: a refused create leaves no row and no connection held."""
+    make = get_sessionmaker()
+    pool = get_engine().pool
+    with TestClient(create_app()) as client:
+        team = create_team(client, f"refused-{uuid.uuid4().hex[:8]}", max_active_jobs=1)
+        try:
+            dataset = upload(client, team, chat_jsonl(12)).json()["id"]
+            with make() as db:
+                datasets.run_validation(db, dataset)
+                db.commit()
+            assert _create(client, team, dataset).status_code == 201
+            held = pool.checkedout()  # type: ignore[attr-defined]
+            refused = _create(client, team, dataset)
+            assert refused.status_code == 429, refused.text
+            assert refused.json()["error"]["code"] == "max_active_jobs"
+            assert pool.checkedout() == held  # type: ignore[attr-defined]
+            with make() as db:
+                count = select(func.count()).select_from(Job).where(Job.team_id == team["id"])
+                assert db.scalar(count) == 1
         finally:
             with make() as db:
                 db.execute(delete(Team).where(Team.id == team["id"]))
