@@ -14,6 +14,7 @@ import asyncio
 import weakref
 from collections.abc import Mapping
 from functools import cache
+from types import SimpleNamespace
 from typing import Any
 
 import psycopg
@@ -22,6 +23,7 @@ from sqlalchemy import ClauseElement, Engine
 from sqlalchemy.orm import Session
 
 from ftq.shared.db import get_engine
+from ftq.shared.jobs import repository
 from ftq.shared.settings import get_settings
 
 Row = dict[str, Any]
@@ -99,6 +101,13 @@ async def close_pool() -> None:
     pool = _pools.pop(asyncio.get_running_loop(), None)
     if pool is not None:
         await pool.close()
+
+
+async def job_row(pool: LoopPool, team_id: str, job_id: str) -> SimpleNamespace | None:
+    """A team's job as a row with the model's attribute names, or None when it has none."""
+    sql = compiled_sql(repository.view_for_team_statement())
+    row = await pool.fetch_one(sql, {"job_id": job_id, "team_id": team_id})
+    return SimpleNamespace(**row) if row is not None else None
 
 
 def _conninfo(engine: Engine) -> str:

@@ -23,7 +23,7 @@ from ftq.shared.errors import AppError, BadRequest, NotFound
 from ftq.shared.jobs import repository as jobs_repo
 from ftq.shared.jobs import service as jobs
 from ftq.shared.jobs.schemas import JobCreate, check_provider_settings
-from ftq.shared.models import Dataset, Job, JobCheckpoint, JobEvent, Team
+from ftq.shared.models import Dataset, Job, JobCheckpoint, JobEvent, JobRecord, Team
 from ftq.shared.providers.registry import check_configured, provider_names
 from ftq.shared.settings import get_settings
 from ftq.shared.timeutil import as_utc
@@ -170,13 +170,24 @@ def _merged(legacy: OpenAIHyperparameters, method: OpenAIHyperparameters) -> Ope
 def get(session: Session, team: Team, job: str) -> Job:
     """A team's job by its `ftjob-` id, or OpenAI's 404."""
     try:
-        return jobs.get(session, team, ids.ftq_job_id(job))
+        return jobs.get(session, team, ftq_id(job))
     except NotFound as exc:
-        raise NotFound(
-            f"Could not find fine tune: {job}",
-            param="fine_tuning_job_id",
-            code="fine_tune_not_found",
-        ) from exc
+        raise job_not_found(job) from exc
+
+
+def ftq_id(job: str) -> str:
+    """The ftq job id behind an `ftjob-` id, or OpenAI's 404."""
+    try:
+        return ids.ftq_job_id(job)
+    except NotFound as exc:
+        raise job_not_found(job) from exc
+
+
+def job_not_found(job: str) -> NotFound:
+    """OpenAI's 404 for an `ftjob-` id the team has no job for."""
+    return NotFound(
+        f"Could not find fine tune: {job}", param="fine_tuning_job_id", code="fine_tune_not_found"
+    )
 
 
 def list_page(
@@ -223,7 +234,7 @@ def checkpoints_page(
 # -- objects ------------------------------------------------------------------------------------
 
 
-def status_of(job: Job) -> str:
+def status_of(job: JobRecord) -> str:
     """OpenAI's status: `validating_files` until ftq released the job, then `queued`..."""
     if job.status == "queued":
         return "validating_files" if job.ready_at is None else "queued"
@@ -232,7 +243,7 @@ def status_of(job: Job) -> str:
     return job.status
 
 
-def job_object(job: Job) -> dict[str, Any]:
+def job_object(job: JobRecord) -> dict[str, Any]:
     """The `fine_tuning.job` object of a job."""
     method = job.method or {"type": "supervised", "hyperparameters": {}}
     kind = method.get("type", "supervised")
@@ -272,7 +283,7 @@ def job_object(job: Job) -> dict[str, Any]:
 _BASIC = ("batch_size", "learning_rate_multiplier", "n_epochs")
 
 
-def _error(job: Job) -> dict[str, Any] | None:
+def _error(job: JobRecord) -> dict[str, Any] | None:
     """`null` unless the job failed (never an object of nulls)."""
     if job.status != "failed":
         return None

@@ -315,7 +315,7 @@ def view(session: Session, team: Team, job_id: str) -> JobOut:
     return to_schema(session, row)
 
 
-def view_of_row(row: Any) -> JobOut | None:
+def view_of_row(row: JobRecord) -> JobOut | None:
     """The API view of a job row read without a session, or None when the view needs one (the
     queue place of a queued job, the eval of a job that asked for one)."""
     if row.status == "queued" or row.eval_request:
@@ -359,7 +359,7 @@ def to_schema(session: Session, job: JobRecord, positions: dict[str, int] | None
     return _view(job, position, eval_view)
 
 
-def _view(job: Any, position: int | None, eval_view: JobEval | None) -> JobOut:
+def _view(job: JobRecord, position: int | None, eval_view: JobEval | None) -> JobOut:
     """The API view of a job record whose queue place and eval view are known."""
     error = {"code": job.error_code, "message": job.error_message} if job.error_code else None
     result = None

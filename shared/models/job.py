@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from types import SimpleNamespace
 from typing import Any, TypeAlias
 
 from sqlalchemy import BigInteger, ForeignKey, Index, Numeric, Row, String, Text
@@ -85,6 +86,6 @@ class Job(CreatedAtMixin, Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
-# A job to show: the ORM object, or a read-only row labelled with its attribute names (the polled
-# read skips the ORM's loading, about half of that request's database CPU in Python).
-JobRecord: TypeAlias = "Job | Row[Any]"
+# A job to show: the ORM object, or a read-only row with its attribute names (SQLAlchemy's, or the
+# event loop's read as a namespace): the polled reads skip the ORM's loading.
+JobRecord: TypeAlias = "Job | Row[Any] | SimpleNamespace"

@@ -14,6 +14,8 @@ from sqlalchemy import Engine, delete
 from ftq.services.api import loop_reads
 from ftq.services.api.main import create_app
 from ftq.services.api.routers import jobs as jobs_router
+from ftq.services.api.routers import openai_jobs as openai_router
+from ftq.shared.compat import jobs as compat_jobs
 from ftq.shared.datasets import service as datasets
 from ftq.shared.db import get_sessionmaker
 from ftq.shared.jobs import service
@@ -58,11 +60,18 @@ def _job(client: TestClient, team: dict[str, Any], dataset: str, cancel: bool) -
     return job_id
 
 
-def _no_thread_hop(monkeypatch: pytest.MonkeyPatch) -> None:
-    def refused(*_: Any) -> None:
-        raise AssertionError("read on a pool thread, not on the event loop")
+def _refused(*_: Any) -> None:
+    raise AssertionError("read on a pool thread, not on the event loop")
 
-    monkeypatch.setattr(jobs_router, "_job_view", refused)
+
+def _no_thread_hop(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(jobs_router, "_job_view", _refused)
+
+
+def _team(db: Any, team: dict[str, Any]) -> Team:
+    found = db.get(Team, team["id"])
+    assert found is not None
+    return found
 
 
 def _sync_view(team_id: str, job_id: str) -> Any:
@@ -128,3 +137,22 @@ def test_a_connection_postgres_dropped_is_replaced_without_an_error(
     answer = client.get(f"/v1/jobs/{job_id}", headers=auth(team))
     assert answer.status_code == 200, answer.text
     assert answer.json()["id"] == job_id
+
+
+def test_the_sdks_retrieve_is_read_on_the_loop_with_openais_object_and_404(
+    served: tuple[TestClient, dict[str, Any], str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client, team, dataset = served
+    job_id = _job(client, team, dataset, cancel=True)
+    with get_sessionmaker()() as db:
+        expected = compat_jobs.job_object(
+            compat_jobs.get(db, _team(db, team), f"ftjob-{job_id[4:]}")
+        )
+    monkeypatch.setattr(openai_router, "_job_object", _refused)
+    answer = client.get(f"/v1/fine_tuning/jobs/{expected['id']}", headers=auth(team))
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == expected and answer.json()["status"] == "cancelled"
+    for missing in ("ftjob-nope", "not-an-id"):
+        refused = client.get(f"/v1/fine_tuning/jobs/{missing}", headers=auth(team))
+        assert refused.status_code == 404
+        assert refused.json()["error"]["code"] == "fine_tune_not_found"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Query, Response, status
@@ -25,7 +24,7 @@ from ftq.services.api.idempotency import CreatingIdempotencyDep, IdempotencyDep
 from ftq.services.api.uow import commit
 from ftq.shared.db import read_only
 from ftq.shared.errors import NotFound
-from ftq.shared.jobs import repository, service
+from ftq.shared.jobs import service
 from ftq.shared.jobs.schemas import (
     Checkpoint,
     Job,
@@ -90,11 +89,10 @@ async def _loop_view(session: Session, team: Team, job_id: str) -> Job | None:
     pool = loop_reads.pool_for(session)
     if pool is None:
         return None
-    sql = loop_reads.compiled_sql(repository.view_for_team_statement())
-    row = await pool.fetch_one(sql, {"job_id": job_id, "team_id": team.id})
+    row = await loop_reads.job_row(pool, team.id, job_id)
     if row is None:
         raise NotFound(f"no job {job_id}", param="id")
-    return service.view_of_row(SimpleNamespace(**row))
+    return service.view_of_row(row)
 
 
 def _job_view(session: Session, team: Team, job_id: str) -> Job:

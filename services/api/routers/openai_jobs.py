@@ -5,12 +5,17 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response, status
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
-from ftq.services.api.deps import SessionDep, TeamDep
+from ftq.services.api import loop_reads
+from ftq.services.api.deps import CachedTeamDep, ReadSessionDep, SessionDep, TeamDep
 from ftq.services.api.idempotency import IdempotencyDep
 from ftq.services.api.uow import commit
 from ftq.shared.compat import jobs as service
 from ftq.shared.compat.schemas import FineTuningJobCreate
+from ftq.shared.db import read_only
+from ftq.shared.models import Team
 
 router = APIRouter(prefix="/v1/fine_tuning/jobs", tags=["openai-compatible"])
 
@@ -55,9 +60,22 @@ def list_jobs(
 
 
 @router.get("/{fine_tuning_job_id}", response_model=None)
-def retrieve_job(fine_tuning_job_id: str, session: SessionDep, team: TeamDep) -> dict[str, Any]:
+async def retrieve_job(
+    fine_tuning_job_id: str, session: ReadSessionDep, team: CachedTeamDep
+) -> dict[str, Any]:
     """One job."""
-    return service.job_object(service.get(session, team, fine_tuning_job_id))
+    # The route the SDK's `retrieve` polls: a cached key and, on Postgres, one event-loop read.
+    pool = loop_reads.pool_for(session)
+    if pool is None:
+        return await run_in_threadpool(_job_object, session, team, fine_tuning_job_id)
+    row = await loop_reads.job_row(pool, team.id, service.ftq_id(fine_tuning_job_id))
+    if row is None:
+        raise service.job_not_found(fine_tuning_job_id)
+    return service.job_object(row)
+
+
+def _job_object(session: Session, team: Team, fine_tuning_job_id: str) -> dict[str, Any]:
+    return service.job_object(service.get(read_only(session), team, fine_tuning_job_id))
 
 
 @router.post("/{fine_tuning_job_id}/cancel", response_model=None)
