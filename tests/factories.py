@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -103,3 +105,31 @@ def job_row(session: Any, team: Any, **fields: Any) -> Any:
     session.add(job)
     session.flush()
     return job
+
+
+@contextmanager
+def committed_team(
+    client: TestClient, label: str, **fields: Any
+) -> Iterator[tuple[dict[str, Any], str]]:
+    """A team and its validated chat dataset, committed through a real app's client (no test
+    session), deleted with everything of theirs afterwards."""
+    import uuid
+
+    from sqlalchemy import delete
+
+    from ftq.shared.datasets import service as datasets
+    from ftq.shared.db import get_sessionmaker
+    from ftq.shared.models import Team
+
+    make = get_sessionmaker()
+    team = create_team(client, f"{label}-{uuid.uuid4().hex[:8]}", **fields)
+    try:
+        dataset = upload(client, team, chat_jsonl(12)).json()["id"]
+        with make() as db:
+            datasets.run_validation(db, dataset)
+            db.commit()
+        yield team, str(dataset)
+    finally:
+        with make() as db:
+            db.execute(delete(Team).where(Team.id == team["id"]))
+            db.commit()

@@ -3,13 +3,12 @@ inserts, and the request relays only its own outbox rows."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, delete, event, func, select, update
+from sqlalchemy import Engine, event, func, select, update
 from sqlalchemy.orm import Session
 
 from ftq.services.api import deps
@@ -19,7 +18,7 @@ from ftq.shared.datasets import service as datasets
 from ftq.shared.db import get_engine, get_sessionmaker
 from ftq.shared.models import Job, OutboxMessage, Team
 from ftq.shared.outbox import relay
-from tests.factories import ADMIN, auth, chat_jsonl, create_team, upload
+from tests.factories import ADMIN, auth, chat_jsonl, committed_team, create_team, upload
 
 MODEL = "gpt-4o-mini-2024-07-18"
 
@@ -106,57 +105,39 @@ def test_a_create_sends_its_task_after_commit_and_marks_it_without_waiting(
     sent: list[tuple[str, list[Any]]] = []
     monkeypatch.setattr(outbox_tasks, "send", lambda task, args: sent.append((task, list(args))))
     make = get_sessionmaker()
-    with TestClient(create_app()) as client:
-        team = create_team(client, f"lease-{uuid.uuid4().hex[:8]}")
-        try:
-            dataset = upload(client, team, chat_jsonl(12)).json()["id"]
-            with make() as db:
-                datasets.run_validation(db, dataset)
-                db.commit()
-            outbox_tasks.marks.flush()
-            sent.clear()
-            created = _create(client, team, dataset)
-            assert created.status_code == 201, created.text
-            assert sent == [("jobs.schedule", ["emulator", MODEL])]
-            with make() as db:
-                row = db.scalars(select(OutboxMessage).order_by(OutboxMessage.id.desc())).first()
-                assert row is not None and row.leased_until is not None
-                assert relay(db, lambda t, a: sent.append((t, list(a)))) == 0, "leased: no twin"
-                db.commit()
-            outbox_tasks.marks.flush()  # what the marks thread does within milliseconds
-            with make() as db:
-                marked = db.get(OutboxMessage, row.id)
-                assert marked is not None and marked.dispatched_at is not None
-                assert marked.relay_attempts == 1 and marked.leased_until is None
-        finally:
-            with make() as db:
-                db.execute(delete(Team).where(Team.id == team["id"]))
-                db.commit()
+    with TestClient(create_app()) as client, committed_team(client, "lease") as (team, dataset):
+        outbox_tasks.marks.flush()
+        sent.clear()
+        created = _create(client, team, dataset)
+        assert created.status_code == 201, created.text
+        assert sent == [("jobs.schedule", ["emulator", MODEL])]
+        with make() as db:
+            row = db.scalars(select(OutboxMessage).order_by(OutboxMessage.id.desc())).first()
+            assert row is not None and row.leased_until is not None
+            assert relay(db, lambda t, a: sent.append((t, list(a)))) == 0, "leased: no twin"
+            db.commit()
+        outbox_tasks.marks.flush()  # what the marks thread does within milliseconds
+        with make() as db:
+            marked = db.get(OutboxMessage, row.id)
+            assert marked is not None and marked.dispatched_at is not None
+            assert marked.relay_attempts == 1 and marked.leased_until is None
 
 
 def test_a_request_failing_mid_transaction_rolls_back_and_returns_its_connection(
     engine: Engine,
 ) -> None:
     """The real session dependency: a refused create leaves no row and no connection held."""
-    make = get_sessionmaker()
     pool = get_engine().pool
-    with TestClient(create_app()) as client:
-        team = create_team(client, f"refused-{uuid.uuid4().hex[:8]}", max_active_jobs=1)
-        try:
-            dataset = upload(client, team, chat_jsonl(12)).json()["id"]
-            with make() as db:
-                datasets.run_validation(db, dataset)
-                db.commit()
-            assert _create(client, team, dataset).status_code == 201
-            held = pool.checkedout()  # type: ignore[attr-defined]
-            refused = _create(client, team, dataset)
-            assert refused.status_code == 429, refused.text
-            assert refused.json()["error"]["code"] == "max_active_jobs"
-            assert pool.checkedout() == held  # type: ignore[attr-defined]
-            with make() as db:
-                count = select(func.count()).select_from(Job).where(Job.team_id == team["id"])
-                assert db.scalar(count) == 1
-        finally:
-            with make() as db:
-                db.execute(delete(Team).where(Team.id == team["id"]))
-                db.commit()
+    with (
+        TestClient(create_app()) as client,
+        committed_team(client, "refused", max_active_jobs=1) as (team, dataset),
+    ):
+        assert _create(client, team, dataset).status_code == 201
+        held = pool.checkedout()  # type: ignore[attr-defined]
+        refused = _create(client, team, dataset)
+        assert refused.status_code == 429, refused.text
+        assert refused.json()["error"]["code"] == "max_active_jobs"
+        assert pool.checkedout() == held  # type: ignore[attr-defined]
+        with get_sessionmaker()() as db:
+            count = select(func.count()).select_from(Job).where(Job.team_id == team["id"])
+            assert db.scalar(count) == 1

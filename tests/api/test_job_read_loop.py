@@ -16,11 +16,10 @@ from ftq.services.api.main import create_app
 from ftq.services.api.routers import jobs as jobs_router
 from ftq.services.api.routers import openai_jobs as openai_router
 from ftq.shared.compat import jobs as compat_jobs
-from ftq.shared.datasets import service as datasets
 from ftq.shared.db import get_sessionmaker
 from ftq.shared.jobs import service
 from ftq.shared.models import Team
-from tests.factories import auth, chat_jsonl, create_team, upload
+from tests.factories import auth, committed_team, create_team
 from tests.services import postgres_url_or_skip, require_services
 
 MODEL = "gpt-4o-mini-2024-07-18"
@@ -34,19 +33,8 @@ def served(engine: Engine) -> Iterator[tuple[TestClient, dict[str, Any], str]]:
         if require_services():
             pytest.fail("FTQ_REQUIRE_SERVICES=1 but the tests run on SQLite")
         pytest.skip("the tests run on SQLite here")
-    make = get_sessionmaker()
-    with TestClient(create_app()) as client:
-        team = create_team(client, f"loop-{uuid.uuid4().hex[:8]}")
-        try:
-            dataset = upload(client, team, chat_jsonl(12)).json()["id"]
-            with make() as db:
-                datasets.run_validation(db, dataset)
-                db.commit()
-            yield client, team, dataset
-        finally:
-            with make() as db:
-                db.execute(delete(Team).where(Team.id == team["id"]))
-                db.commit()
+    with TestClient(create_app()) as client, committed_team(client, "loop") as (team, dataset):
+        yield client, team, dataset
 
 
 def _job(client: TestClient, team: dict[str, Any], dataset: str, cancel: bool) -> str:

@@ -35,7 +35,7 @@ from ftq.shared.jobs.schemas import (
     MetricPoint,
     check_provider_settings,
 )
-from ftq.shared.models import Team
+from ftq.shared.models import JobRecord, Team
 from ftq.shared.pagination import Page
 from ftq.shared.settings import get_settings
 
@@ -78,25 +78,25 @@ def list_jobs(
 async def read_job(job_id: str, session: ReadSessionDep, team: CachedTeamDep) -> Response:
     """One job."""
     # The route clients poll: a cached key and, on Postgres, one query on the event loop; a job
-    # whose view needs more (its queue place, its eval) takes one thread-pool hop.
-    job = await _loop_view(session, team, job_id)
-    if job is None:
-        job = await run_in_threadpool(_job_view, session, team, job_id)
-    return Response(job.model_dump_json(by_alias=True), media_type="application/json")
-
-
-async def _loop_view(session: Session, team: Team, job_id: str) -> Job | None:
+    # whose view needs more (its queue place, its eval) takes one thread-pool hop for it.
     pool = loop_reads.pool_for(session)
     if pool is None:
-        return None
-    row = await loop_reads.job_row(pool, team.id, job_id)
-    if row is None:
-        raise NotFound(f"no job {job_id}", param="id")
-    return service.view_of_row(row)
+        job = await run_in_threadpool(_job_view, session, team, job_id)
+    else:
+        row = await loop_reads.job_row(pool, team.id, job_id)
+        if row is None:
+            raise NotFound(f"no job {job_id}", param="id")
+        view = service.view_of_row(row)
+        job = view if view is not None else await run_in_threadpool(_row_view, session, row)
+    return Response(job.model_dump_json(by_alias=True), media_type="application/json")
 
 
 def _job_view(session: Session, team: Team, job_id: str) -> Job:
     return service.view(read_only(session), team, job_id)
+
+
+def _row_view(session: Session, row: JobRecord) -> Job:
+    return service.to_schema(read_only(session), row)
 
 
 @router.post("/{job_id}/cancel", response_model=Job)
