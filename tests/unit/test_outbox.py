@@ -151,8 +151,8 @@ def test_marks_are_written_in_one_batch_by_the_marks_thread(
         yield session
 
     def recording_mark(s: Session, sends: Sends) -> None:
-        written.append(sends)
         mark(s, sends)
+        written.append(sends)  # after the write: the test reads the session only then
 
     monkeypatch.setattr(outbox_tasks, "session_scope", test_scope)
     monkeypatch.setattr(outbox_tasks, "mark", recording_mark)
@@ -177,3 +177,34 @@ def test_the_sweep_leaves_young_messages_to_their_committer(session: Session) ->
     session.flush()
     assert relay(session, send, older_than=utcnow() - SWEEP_GRACE) == 1
     assert sent == [("jobs.submit", ["ftj_young"])]
+
+
+def test_a_batch_the_database_refused_is_written_on_the_next_try(
+    session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    relay(session, lambda t, a: None)
+    message = _leased(session, "ftj_retry")[0]
+    tries: list[list[int]] = []
+
+    @contextmanager
+    def test_scope() -> Iterator[Session]:
+        yield session
+
+    def flaky_mark(s: Session, sends: Sends) -> None:
+        if not tries:
+            tries.append(list(sends.sent))
+            raise ConnectionError("database restarting")
+        mark(s, sends)
+        tries.append(list(sends.sent))  # after the write: the test reads the session only then
+
+    monkeypatch.setattr(outbox_tasks, "session_scope", test_scope)
+    monkeypatch.setattr(outbox_tasks, "mark", flaky_mark)
+    monkeypatch.setattr(outbox_tasks, "RETRY_SECONDS", 0.05)
+    marks = outbox_tasks.DispatchMarks(delay=0.01)
+    marks.add(send_leased([message], lambda t, a: None))
+    deadline = time.monotonic() + 10
+    while len(tries) < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert tries == [[message.id], [message.id]], "refused once, then written with no new send"
+    session.refresh(message)
+    assert message.dispatched_at is not None

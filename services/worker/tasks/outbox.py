@@ -18,6 +18,7 @@ from ftq.shared.timeutil import utcnow
 log = logging.getLogger(__name__)
 # How long the marks thread gathers outcomes before writing them: far under the outbox lease.
 MARK_DELAY = 0.05
+RETRY_SECONDS = 1.0  # after the database refused a batch
 
 
 @celery_app.task(name="outbox.relay")
@@ -76,21 +77,24 @@ class DispatchMarks:
             self._start_here()
         self._due.set()
 
-    def flush(self) -> None:
-        """Write what is queued now, after any batch being written (a failure keeps it queued)."""
+    def flush(self) -> bool:
+        """Write what is queued now, after any batch being written; False when the database
+        refused (the batch stays queued, and the lease still holds)."""
         with self._writing:
             with self._lock:
                 batch, self._pending = self._pending, Sends()
             if not batch:
-                return
+                return True
             try:
                 with session_scope() as session:
                     mark(session, batch)
-            except Exception as exc:  # the database is away: keep them; the lease still holds
+            except Exception as exc:
                 log.warning("outbox marks postponed: %s", type(exc).__name__)
                 with self._lock:
                     batch.extend(self._pending)
                     self._pending = batch
+                return False
+            return True
 
     def _start_here(self) -> None:
         # A forked server process inherits no running thread: each process starts its own.
@@ -106,7 +110,9 @@ class DispatchMarks:
             self._due.wait()
             time.sleep(self.delay)  # gather the requests of this moment into one UPDATE
             self._due.clear()
-            self.flush()
+            if not self.flush():
+                time.sleep(RETRY_SECONDS)
+                self._due.set()
 
 
 marks = DispatchMarks()
