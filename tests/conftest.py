@@ -100,7 +100,7 @@ def sent_tasks(session: Session, monkeypatch: pytest.MonkeyPatch) -> SentTasks:
     def relay_into_list(messages: object = None) -> int:
         return relay(session, lambda task, args: sent.append((task, list(args))))
 
-    monkeypatch.setattr(uow, "relay_staged", relay_into_list)
+    monkeypatch.setattr(uow, "send_own", relay_into_list)
     return sent
 
 

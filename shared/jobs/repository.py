@@ -50,9 +50,8 @@ def view_for_team_statement() -> Select[Any]:
     columns = [
         column.label(attr.key) for attr in inspect(Job).column_attrs for column in attr.columns
     ]
-    jobs = Job.__table__
     return select(*columns).where(
-        jobs.c.id == bindparam("job_id"), jobs.c.team_id == bindparam("team_id")
+        _JOBS.c.id == bindparam("job_id"), _JOBS.c.team_id == bindparam("team_id")
     )
 
 

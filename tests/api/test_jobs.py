@@ -53,7 +53,7 @@ def test_job_on_a_ready_dataset_is_queued_for_submission(
     assert (read["status"], read["queue_position"]) == ("uploading", None)
     from ftq.services.api import uow
 
-    uow.relay_staged()
+    uow.send_own()
     assert ("jobs.submit", [job["id"]]) in sent_tasks
 
 
@@ -69,7 +69,7 @@ def test_job_waits_for_validation_then_is_released(
     session.flush()
     from ftq.services.api import uow
 
-    uow.relay_staged()
+    uow.send_own()
     assert ("jobs.schedule", ["emulator", MODEL]) in sent_tasks
 
 
@@ -258,7 +258,7 @@ def test_validation_split_cuts_a_seeded_validation_dataset(
     assert client.get(f"/v1/jobs/{body['id']}", headers=auth(team)).json()["status"] == "queued"
     from ftq.services.api import uow
 
-    uow.relay_staged()
+    uow.send_own()
     assert ("jobs.schedule", ["emulator", MODEL]) in sent_tasks
     again = _create(client, team, training_dataset=source["id"], validation_split=0.25, seed=7)
     assert again.json()["validation_dataset"] == valid_id, "the same seed cuts the same split"

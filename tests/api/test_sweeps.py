@@ -180,7 +180,7 @@ def test_clearly_worse_trial_is_stopped_early_and_cancelled_at_the_provider(
     _losses(session, diverging, [1.0, 1.4, 2.5])
     _losses(session, slow, [1.0, 0.9])  # worse but too few evaluations to judge
     assert service.advance(session, sweep["id"]) is False
-    uow.relay_staged()
+    uow.send_own()
     read = client.get(f"/v1/sweeps/{sweep['id']}", headers=auth(team)).json()
     by_job = {t["job_id"]: t for t in read["trials"]}
     assert (by_job[diverging.id]["status"], by_job[diverging.id]["stopped_early"]) == (
