@@ -133,6 +133,7 @@ def test_a_request_failing_mid_transaction_rolls_back_and_returns_its_connection
         committed_team(client, "refused", max_active_jobs=1) as (team, dataset),
     ):
         assert _create(client, team, dataset).status_code == 201
+        outbox_tasks.marks.flush()  # the marks thread holds no connection while we count
         held = pool.checkedout()  # type: ignore[attr-defined]
         refused = _create(client, team, dataset)
         assert refused.status_code == 429, refused.text
