@@ -10,7 +10,7 @@ from decimal import Decimal
 from functools import cache
 from typing import Any
 
-from sqlalchemy import BindParameter, Row, Select, bindparam, func, inspect, select, text, tuple_
+from sqlalchemy import Row, Select, bindparam, func, inspect, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -257,59 +257,62 @@ def queue_of(
 
 def queue_place(session: Session, job_id: str, provider: str, model: str) -> int | None:
     """A queued job's 1-based place in the fair order of (provider, model), counted by the
-    database in one statement (None when it is not queued).
-
-    The fair order (`scheduling.fair_order`) is the queued jobs sorted by (slots the team holds
-    plus the job's rank among the team's queued jobs, created_at, team, rank): the place is one
-    more than the jobs sorting before this one.
-    """
-    values = {"job_id": job_id, "provider": provider, "model": model}
-    before = session.scalar(_queue_place_query(), values)
+    database in one statement from per-team counts (None when it is not queued)."""
+    slots = sorted(SLOT_STATUSES)
+    values = {"job_id": job_id, "provider": provider, "model": model, "slots": slots}
+    before = session.scalar(_QUEUE_PLACE, values)
     return None if before is None else int(before) + 1
 
 
-@cache
-def _queue_place_query() -> Select[int]:
-    # Built once, on first use: a CTE with two aliases is slow to construct.
-    provider: BindParameter[str] = bindparam("provider")
-    model: BindParameter[str] = bindparam("model")
-    active = (
-        select(_JOBS.c.team_id, func.count().label("n"))
-        .where(
-            _JOBS.c.provider == provider, _JOBS.c.model == model, _JOBS.c.status.in_(SLOT_STATUSES)
-        )
-        .group_by(_JOBS.c.team_id)
-        .subquery("active")
+# The fair order (`scheduling.fair_order`) sorts queued jobs by (held, created_at, team, rank):
+# held is the slots the team holds plus the job's rank among the team's queued jobs. For job J
+# (team T, rank r, held h) each team's jobs sort before J as a prefix: T's first r, and of team
+# U's q jobs, the k = h - held_U with a smaller held, plus the k-th too when it ties on held but
+# sorts first on (created_at, team), i.e. when k < m, U's jobs before J by (created_at, team).
+# That is one pass of counts per team, not a window and a self-join over the whole queue: its
+# cost was the create's largest query once a sweep had queued a few thousand jobs.
+_QUEUE_PLACE = text(
+    """
+    WITH me AS (
+        SELECT id, team_id, created_at FROM jobs
+        WHERE id = :job_id AND provider = :provider AND model = :model AND status = 'queued'
+    ),
+    active AS (
+        SELECT team_id, count(*) AS n FROM jobs
+        WHERE provider = :provider AND model = :model AND status IN :slots
+        GROUP BY team_id
+    ),
+    queued AS (
+        SELECT j.team_id AS team_id,
+               count(*) AS q,
+               sum(CASE WHEN j.created_at < me.created_at
+                          OR (j.created_at = me.created_at AND j.team_id < me.team_id)
+                        THEN 1 ELSE 0 END) AS m,
+               sum(CASE WHEN j.team_id = me.team_id
+                         AND (j.created_at < me.created_at
+                              OR (j.created_at = me.created_at AND j.id < me.id))
+                        THEN 1 ELSE 0 END) AS r
+        FROM jobs AS j CROSS JOIN me
+        WHERE j.provider = :provider AND j.model = :model AND j.status = 'queued'
+        GROUP BY j.team_id
+    ),
+    held AS (
+        SELECT q.team_id, q.q, q.m, q.r, coalesce(a.n, 0) AS n
+        FROM queued AS q LEFT JOIN active AS a ON a.team_id = q.team_id
+    ),
+    mine AS (
+        SELECT h.r, h.n + h.r AS h FROM held AS h JOIN me ON h.team_id = me.team_id
     )
-    rank = (
-        func.row_number().over(
-            partition_by=_JOBS.c.team_id, order_by=(_JOBS.c.created_at, _JOBS.c.id)
-        )
-        - 1
-    )
-    ranked = (
-        select(
-            _JOBS.c.id,
-            _JOBS.c.team_id,
-            _JOBS.c.created_at,
-            rank.label("rank"),
-            (func.coalesce(active.c.n, 0) + rank).label("held"),
-        )
-        .outerjoin(active, active.c.team_id == _JOBS.c.team_id)
-        .where(_JOBS.c.provider == provider, _JOBS.c.model == model, _JOBS.c.status == "queued")
-        .cte("ranked")
-    )
-    me, other = ranked.alias("me"), ranked.alias("other")
-    earlier = tuple_(other.c.held, other.c.created_at, other.c.team_id, other.c.rank) < tuple_(
-        me.c.held, me.c.created_at, me.c.team_id, me.c.rank
-    )
-    return (
-        select(func.count(other.c.id))
-        .select_from(me)
-        .outerjoin(other, earlier)
-        .where(me.c.id == bindparam("job_id"))
-        .group_by(me.c.id)
-    )
+    SELECT mine.r + coalesce(sum(
+        CASE WHEN mine.h - o.n < 0 THEN 0
+             WHEN mine.h - o.n >= o.q THEN o.q
+             WHEN mine.h - o.n < o.m THEN mine.h - o.n + 1
+             ELSE mine.h - o.n END
+    ), 0)
+    FROM mine CROSS JOIN me LEFT JOIN held AS o ON o.team_id <> me.team_id
+    GROUP BY mine.r
+    """
+).bindparams(bindparam("slots", expanding=True))
 
 
 def pairs_with_ready_jobs(session: Session) -> list[tuple[str, str]]:

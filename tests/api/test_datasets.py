@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 from collections.abc import Iterator
 
@@ -227,3 +229,53 @@ def test_a_chunked_body_is_counted_against_the_limit(
     )
     assert response.status_code == 413, response.text
     assert _blob_files(team) == []
+
+
+def test_a_client_that_disconnects_mid_upload_leaves_no_row_and_no_blob(
+    client: TestClient,
+) -> None:
+    team = create_team(client)
+    boundary = "ftqboundary"
+    body = _multipart(boundary, [("file", "t.jsonl", chat_jsonl(3000))])
+    half = body[: len(body) // 2]
+    messages: list[dict[str, object]] = [
+        {"type": "http.request", "body": half[i : i + 65536], "more_body": True}
+        for i in range(0, len(half), 65536)
+    ]
+    headers = [
+        (b"authorization", f"Bearer {team['api_key']['key']}".encode()),
+        (b"content-type", f"multipart/form-data; boundary={boundary}".encode()),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/v1/datasets",
+        "raw_path": b"/v1/datasets",
+        "root_path": "",
+        "query_string": b"",
+        "headers": headers,
+        "client": ("127.0.0.1", 50000),
+        "server": ("testserver", 80),
+    }
+    received: list[int] = []
+
+    async def receive() -> dict[str, object]:
+        await asyncio.sleep(0)
+        if messages:
+            message = messages.pop(0)
+            received.append(len(message["body"]))  # type: ignore[arg-type]
+            return message
+        return {"type": "http.disconnect"}  # the client went away half-way through the file
+
+    async def send(message: dict[str, object]) -> None:
+        return None
+
+    with contextlib.suppress(Exception):
+        asyncio.run(client.app(scope, receive, send))  # type: ignore[arg-type]
+    assert sum(received) == len(half), "the server read the half that was sent"
+    assert _blob_files(team) == [], "no partial blob is left"
+    assert client.get("/v1/datasets", headers=auth(team)).json()["data"] == []

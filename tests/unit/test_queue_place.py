@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from datetime import timedelta
 
+import pytest
 from sqlalchemy.orm import Session
 
 from ftq.shared.jobs import repository, scheduling
@@ -14,11 +15,14 @@ from tests.factories import job_row, team_row
 PROVIDER, MODEL = "emulator", "queue-place-model"
 
 
-def test_the_counted_place_of_every_queued_job_is_its_fair_order_place(session: Session) -> None:
-    rnd = random.Random(7)
-    teams = [team_row(session, f"place-{i}")[0] for i in range(5)]
+@pytest.mark.parametrize(("seed", "jobs", "spread"), [(7, 40, 25), (11, 90, 6), (23, 120, 40)])
+def test_the_counted_place_of_every_queued_job_is_its_fair_order_place(
+    session: Session, seed: int, jobs: int, spread: int
+) -> None:
+    rnd = random.Random(seed)
+    teams = [team_row(session, f"place-{seed}-{i}")[0] for i in range(6)]
     start = utcnow() - timedelta(hours=1)
-    for _ in range(40):
+    for _ in range(jobs):
         team = rnd.choice(teams)
         status = rnd.choice(["queued", "queued", "queued", "running", "submitted", "succeeded"])
         job_row(
@@ -27,11 +31,12 @@ def test_the_counted_place_of_every_queued_job_is_its_fair_order_place(session: 
             model=MODEL,
             status=status,
             provider_job_id=None,
-            # A few share a timestamp: the order then falls back to team and rank.
-            created_at=start + timedelta(seconds=rnd.randint(0, 25)),
+            # Many share a timestamp, within a team and across teams: the order then falls back
+            # to team and rank.
+            created_at=start + timedelta(seconds=rnd.randint(0, spread)),
         )
     expected = scheduling.queue_positions(session, PROVIDER, MODEL)
-    assert len(expected) >= 15 and len(set(expected.values())) == len(expected)
+    assert len(expected) >= jobs // 3 and len(set(expected.values())) == len(expected)
     for job_id, place in expected.items():
         assert repository.queue_place(session, job_id, PROVIDER, MODEL) == place, job_id
     finished = job_row(session, teams[0], model=MODEL, status="succeeded")

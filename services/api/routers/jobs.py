@@ -20,7 +20,7 @@ from ftq.services.api.deps import (
     TeamDep,
 )
 from ftq.services.api.downloads import blob_download
-from ftq.services.api.idempotency import CreatingIdempotencyDep, IdempotencyDep
+from ftq.services.api.idempotency import CreatingIdempotencyDep, Idempotency, IdempotencyDep
 from ftq.services.api.uow import commit
 from ftq.shared.db import read_only
 from ftq.shared.errors import NotFound
@@ -43,22 +43,27 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=Job)
-def create_job(
+async def create_job(
     data: JobCreate,
     session: SessionDep,
     team: CreatingTeamDep,
     idempotency: CreatingIdempotencyDep,
-) -> Job | Response:
+) -> Response:
     """Queue a fine-tuning job; it starts once its datasets are valid."""
     # The route CI pipelines call in bursts: a cached key (the team's limits are read again under
-    # the admission lock).
+    # the admission lock), and the whole create, its commit and its JSON on one pool thread.
     check_provider_settings(data, data.provider or get_settings().provider)
+    return await run_in_threadpool(_create, session, team, idempotency, data)
+
+
+def _create(session: Session, team: Team, idempotency: Idempotency, data: JobCreate) -> Response:
     if (replay := idempotency.begin(session, data)) is not None:
         return replay
     job = service.to_schema(session, service.create(session, team, data))
     idempotency.save(session, status.HTTP_201_CREATED, job)
     commit(session)
-    return job
+    body = job.model_dump_json(by_alias=True)
+    return Response(body, status_code=status.HTTP_201_CREATED, media_type="application/json")
 
 
 @router.get("", response_model=Page[Job])
