@@ -52,11 +52,12 @@ async def create_job(
     """Queue a fine-tuning job; it starts once its datasets are valid."""
     # The route CI pipelines call in bursts: a cached key (the team's limits are read again under
     # the admission lock), and the whole create, its commit and its JSON on one pool thread.
-    check_provider_settings(data, data.provider or get_settings().provider)
     return await run_in_threadpool(_create, session, team, idempotency, data)
 
 
 def _create(session: Session, team: Team, idempotency: Idempotency, data: JobCreate) -> Response:
+    # On the thread too: a local provider's check may look for CUDA (importing torch once).
+    check_provider_settings(data, data.provider or get_settings().provider)
     if (replay := idempotency.begin(session, data)) is not None:
         return replay
     job = service.to_schema(session, service.create(session, team, data))
