@@ -16,7 +16,9 @@ load round-robin; between measurements every job is marked cancelled in SQL, so 
 its `max_active_jobs` and the active-job count stays small, as in a steady state.
 
 The load comes from this process: one asyncio keep-alive HTTP/1.1 connection per concurrent
-client, each sending its next request when the previous answer arrived (closed loop). Per level
+client, each sending its next request when the previous answer arrived (closed loop). The
+connections are spread evenly over the worker processes (`GET /bench/worker` names the one
+serving a connection); left to the kernel, a burst of connections may mostly go to one worker. Per level
 and route: requests/s over `--seconds`, p50 and p99 latency, the ratio to the ceiling's
 requests/s at the same level, and the CPU milliseconds per request spent by the server's processes
 and by Postgres's (from /proc: the whole machine's Postgres, so keep it otherwise idle); medians
@@ -58,6 +60,11 @@ def create_bench_app() -> Any:
     def ceiling() -> dict[str, bool]:
         """A constant: what the server, framework and middleware cost alone."""
         return {"ok": True}
+
+    @app.get("/bench/worker", include_in_schema=False)
+    async def worker() -> dict[str, int]:
+        """Which worker process serves this connection (to spread the clients evenly)."""
+        return {"pid": os.getpid()}
 
     return app
 
@@ -120,36 +127,72 @@ class Load:
 
 
 async def _client(
-    port: int, load: Load, route: str, stop: float, latencies: list[float], errors: list[str]
+    connection: Connection,
+    load: Load,
+    route: str,
+    stop: float,
+    latencies: list[float],
+    errors: list[str],
 ) -> None:
-    connection = await Connection.open(port)
-    try:
-        while time.perf_counter() < stop:
-            method, path, headers, body, expected = load.next(route)
-            started = time.perf_counter()
-            status, answer = await connection.request(method, path, headers, body)
-            latencies.append(time.perf_counter() - started)
-            if status != expected:
-                errors.append(f"{method} {path}: {status} {answer[:200]!r}")
-    finally:
+    while time.perf_counter() < stop:
+        method, path, headers, body, expected = load.next(route)
+        started = time.perf_counter()
+        status, answer = await connection.request(method, path, headers, body)
+        latencies.append(time.perf_counter() - started)
+        if status != expected:
+            errors.append(f"{method} {path}: {status} {answer[:200]!r}")
+
+
+async def open_balanced(port: int, clients: int, workers: int) -> list[Connection]:
+    """`clients` keep-alive connections spread evenly over the server's worker processes.
+
+    uvicorn's workers share one listening socket and the kernel may hand most of a burst of
+    connections to one process; a level measured that way measures one worker, not the server
+    (seen here: the ceiling at 16 clients at 1,750 req/s in one run and 4,000 in the next).
+    """
+    share = -(-clients // workers)
+    by_worker: dict[int, int] = {}
+    kept: list[Connection] = []
+    for _ in range(clients * 20):
+        if len(kept) == clients:
+            return kept
+        connection = await Connection.open(port)
+        _, answer = await connection.request("GET", "/bench/worker", {})
+        pid = json.loads(answer)["pid"]
+        if by_worker.get(pid, 0) < share:
+            by_worker[pid] = by_worker.get(pid, 0) + 1
+            kept.append(connection)
+        else:
+            connection.close()
+    for connection in kept:
         connection.close()
+    raise SystemExit(f"could not spread {clients} connections over {workers} workers")
 
 
-async def measure(port: int, load: Load, route: str, clients: int, seconds: float) -> dict:
+async def measure(
+    port: int, load: Load, route: str, clients: int, seconds: float, workers: int = 1
+) -> dict:
     """Closed-loop load from `clients` connections for `seconds` (after a short warm-up)."""
+    connections = await open_balanced(port, clients, workers)
+    try:
+        return await _measure_on(connections, load, route, seconds)
+    finally:
+        for connection in connections:
+            connection.close()
+
+
+async def _measure_on(
+    connections: list[Connection], load: Load, route: str, seconds: float
+) -> dict:
     warm: list[float] = []
     warm_errors: list[str] = []
     stop = time.perf_counter() + 0.3
-    await asyncio.gather(
-        *(_client(port, load, route, stop, warm, warm_errors) for _ in range(clients))
-    )
+    await asyncio.gather(*(_client(c, load, route, stop, warm, warm_errors) for c in connections))
     latencies: list[float] = []
     errors: list[str] = []
     started = time.perf_counter()
     stop = started + seconds
-    await asyncio.gather(
-        *(_client(port, load, route, stop, latencies, errors) for _ in range(clients))
-    )
+    await asyncio.gather(*(_client(c, load, route, stop, latencies, errors) for c in connections))
     elapsed = time.perf_counter() - started
     if errors:
         raise SystemExit(f"{route}: {len(errors)} bad answers, first: {errors[0]}")
@@ -304,11 +347,11 @@ def _descends_from(pid: int, ancestor: int, parents: dict[int, int]) -> bool:
 
 
 def measure_with_cpu(
-    port: int, load: Load, route: str, clients: int, seconds: float, server_pid: int
+    port: int, load: Load, route: str, clients: int, seconds: float, server_pid: int, workers: int
 ) -> dict[str, Any]:
     """`measure`, plus the CPU milliseconds per request of the server and of Postgres."""
     before = _cpu_by_process(server_pid)
-    figures = asyncio.run(measure(port, load, route, clients, seconds))
+    figures = asyncio.run(measure(port, load, route, clients, seconds, workers))
     used = _cpu_between(before, _cpu_by_process(server_pid))
     for group in ("api", "postgres"):
         figures[f"{group}_cpu_ms"] = 1000 * used[group] / figures["requests"]
@@ -323,7 +366,7 @@ def _measure_all(
         _http(port, "GET", "/v1/team", None, {"authorization": f"Bearer {k}"})["id"] for k in keys
     ]
     seed = Load(keys, dataset_ids, ["0 none"])
-    asyncio.run(measure(port, seed, "create", 8, 1.0))
+    asyncio.run(measure(port, seed, "create", 8, 1.0, args.workers))
     job_ids = _job_ids(stack.database_url, team_ids)
     _finish_all_jobs(stack.database_url)
     results: dict[int, dict[str, list[dict]]] = {
@@ -333,7 +376,9 @@ def _measure_all(
         for level in args.levels:
             for route in ROUTES:
                 load = Load(keys, dataset_ids, job_ids)
-                figures = measure_with_cpu(port, load, route, level, args.seconds, server_pid)
+                figures = measure_with_cpu(
+                    port, load, route, level, args.seconds, server_pid, args.workers
+                )
                 results[level][route].append(figures)
                 if route == "create":
                     _finish_all_jobs(stack.database_url)
