@@ -18,8 +18,8 @@ its `max_active_jobs` and the active-job count stays small, as in a steady state
 The load comes from this process: one asyncio keep-alive HTTP/1.1 connection per concurrent
 client, each sending its next request when the previous answer arrived (closed loop). The
 connections are spread evenly over the worker processes (`GET /bench/worker` names the one
-serving a connection); left to the kernel, a burst of connections may mostly go to one worker. Per level
-and route: requests/s over `--seconds`, p50 and p99 latency, the ratio to the ceiling's
+serving a connection); left to the kernel, a burst of connections may mostly go to one worker.
+Per level and route: requests/s over `--seconds`, p50 and p99 latency, the ratio to the ceiling's
 requests/s at the same level, and the CPU milliseconds per request spent by the server's processes
 and by Postgres's (from /proc: the whole machine's Postgres, so keep it otherwise idle); medians
 over `--rounds`. Client and server share the machine's cores.
