@@ -258,12 +258,12 @@ def queue_of(
 def queue_place(session: Session, job_id: str, provider: str, model: str) -> int | None:
     """A queued job's 1-based place in the fair order of (provider, model), counted by the
     database in one statement from per-team counts (None when it is not queued)."""
-    slots = sorted(SLOT_STATUSES)
-    values = {"job_id": job_id, "provider": provider, "model": model, "slots": slots}
+    values = {"job_id": job_id, "provider": provider, "model": model, "slots": _SLOTS}
     before = session.scalar(_QUEUE_PLACE, values)
     return None if before is None else int(before) + 1
 
 
+_SLOTS = sorted(SLOT_STATUSES)  # an expanding parameter takes a list
 # The fair order (`scheduling.fair_order`) sorts queued jobs by (held, created_at, team, rank):
 # held is the slots the team holds plus the job's rank among the team's queued jobs. For job J
 # (team T, rank r, held h) each team's jobs sort before J as a prefix: T's first r, and of team
