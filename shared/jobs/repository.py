@@ -26,6 +26,7 @@ from ftq.shared.models import (
     ProviderSweep,
     Team,
 )
+from ftq.shared.models.job import SLOTS_PREDICATE, UNFINISHED_PREDICATE
 from ftq.shared.pagination import paginate
 from ftq.shared.timeutil import as_utc, utcnow
 
@@ -143,11 +144,13 @@ def count_active(session: Session, team_id: str) -> int:
 
 
 # The create path's statements are built once, on the table (Core): no ORM compile per request.
+# Statuses as literals, the partial index's own predicate: a prepared statement's generic plan
+# can use a partial index only when its predicate does not hang on parameters.
 _JOBS = Job.__table__
 _COUNT_ACTIVE = (
     select(func.count())
     .select_from(_JOBS)
-    .where(_JOBS.c.team_id == bindparam("team_id"), _JOBS.c.status.in_(ACTIVE_STATUSES))
+    .where(_JOBS.c.team_id == bindparam("team_id"), text(UNFINISHED_PREDICATE))
 )
 
 
@@ -209,7 +212,7 @@ def active_by_team(session: Session, provider: str, model: str) -> dict[str, int
     """Jobs holding a slot of (provider, model), per team."""
     query = (
         select(Job.team_id, func.count())
-        .where(Job.provider == provider, Job.model == model, Job.status.in_(SLOT_STATUSES))
+        .where(Job.provider == provider, Job.model == model, text(SLOTS_PREDICATE))
         .group_by(Job.team_id)
     )
     return {team_id: int(count) for team_id, count in session.execute(query)}
@@ -258,12 +261,11 @@ def queue_of(
 def queue_place(session: Session, job_id: str, provider: str, model: str) -> int | None:
     """A queued job's 1-based place in the fair order of (provider, model), counted by the
     database in one statement from per-team counts (None when it is not queued)."""
-    values = {"job_id": job_id, "provider": provider, "model": model, "slots": _SLOTS}
+    values = {"job_id": job_id, "provider": provider, "model": model}
     before = session.scalar(_QUEUE_PLACE, values)
     return None if before is None else int(before) + 1
 
 
-_SLOTS = sorted(SLOT_STATUSES)  # an expanding parameter takes a list
 # The fair order (`scheduling.fair_order`) sorts queued jobs by (held, created_at, team, rank):
 # held is the slots the team holds plus the job's rank among the team's queued jobs. For job J
 # (team T, rank r, held h) each team's jobs sort before J as a prefix: T's first r, and of team
@@ -279,7 +281,7 @@ _QUEUE_PLACE = text(
     ),
     active AS (
         SELECT team_id, count(*) AS n FROM jobs
-        WHERE provider = :provider AND model = :model AND status IN :slots
+        WHERE provider = :provider AND model = :model AND {SLOTS_PREDICATE}
         GROUP BY team_id
     ),
     queued AS (
@@ -311,8 +313,8 @@ _QUEUE_PLACE = text(
     ), 0)
     FROM mine CROSS JOIN me LEFT JOIN held AS o ON o.team_id <> me.team_id
     GROUP BY mine.r
-    """
-).bindparams(bindparam("slots", expanding=True))
+    """.replace("{SLOTS_PREDICATE}", SLOTS_PREDICATE)
+)
 
 
 def pairs_with_ready_jobs(session: Session) -> list[tuple[str, str]]:

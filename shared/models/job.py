@@ -7,11 +7,21 @@ from decimal import Decimal
 from types import SimpleNamespace
 from typing import Any, TypeAlias
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Numeric, Row, String, Text
+from sqlalchemy import BigInteger, ForeignKey, Index, Numeric, Row, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ftq.shared.models.base import Base, CreatedAtMixin
 from ftq.shared.timeutil import utcnow
+
+# The job statuses of jobs.schemas (ACTIVE_STATUSES, SLOT_STATUSES) as index predicates; a test
+# holds them equal. Queries that should use these indexes name the statuses as literals.
+UNFINISHED_PREDICATE = "status IN ('queued', 'running', 'submitted', 'uploading')"
+SLOTS_PREDICATE = "status IN ('running', 'submitted', 'uploading')"
+QUEUED_PREDICATE = "status = 'queued'"
+
+
+def _partial(name: str, predicate: str, *columns: str) -> Index:
+    return Index(name, *columns, postgresql_where=text(predicate), sqlite_where=text(predicate))
 
 
 class Job(CreatedAtMixin, Base):
@@ -22,6 +32,13 @@ class Job(CreatedAtMixin, Base):
         Index("ix_jobs_status_next_poll_at", "status", "next_poll_at"),
         Index("ix_jobs_team_id_created_at", "team_id", "created_at"),
         Index("ix_jobs_provider_model_status", "provider", "model", "status"),
+        # Partial: the create's quota count and queue place read unfinished jobs only, and a
+        # team's or a model's finished history grows without end.
+        _partial("ix_jobs_team_id_unfinished", UNFINISHED_PREDICATE, "team_id"),
+        _partial("ix_jobs_slots", SLOTS_PREDICATE, "provider", "model", "team_id"),
+        _partial(
+            "ix_jobs_queued", QUEUED_PREDICATE, "provider", "model", "team_id", "created_at", "id"
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.exc import IntegrityError
 
 from ftq.shared.migrate import downgrade, upgrade
-from tests.services import drop_database, fresh_database, postgres_url_or_skip
 
 TEAM = (
     "INSERT INTO teams (id, name, max_active_jobs, signing_secret_encrypted, created_at) "
@@ -22,16 +18,10 @@ CREDENTIAL = (
 )
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+@pytest.fixture
+def url(empty_database_url: str) -> str:
     """An empty database of each kind."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'm.sqlite3'}"
-        return
-    postgres_url_or_skip()
-    made = fresh_database("ftq_m0009")
-    yield made
-    drop_database(made)
+    return empty_database_url
 
 
 def _insert(url: str, statement: str, **values: object) -> None:
