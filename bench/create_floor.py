@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import copy
-import json
 import os
 import statistics
 import sys
@@ -43,59 +42,46 @@ Statement = tuple[str, Any]
 QUEUE_PLACE = "WITH me AS"
 
 
-def record_one_create(stack: BenchStack, teams: int) -> tuple[list[Statement], dict[str, Any]]:
-    """The statements of one real create, and the ids to swap in each replay."""
+def record_one_create(
+    stack: BenchStack, port: int, teams: int
+) -> tuple[list[Statement], dict[str, Any]]:
+    """The statements of one real create, and the ids to swap in each replay.
+
+    The teams and their ready datasets are made through the server on `port`, as bench/api.py
+    makes them; the recorded create runs through the app in this process.
+    """
     for name in [n for n in os.environ if n.startswith("FTQ_")]:
         del os.environ[name]  # only the stack's settings: the caller's could change the create
-    os.environ.update(stack.env)
+    keys, dataset_ids = api._ready_datasets(stack.env, port, stack.admin, teams)
+    team_ids = [
+        api._http(port, "GET", "/v1/team", None, {"authorization": f"Bearer {k}"})["id"]
+        for k in keys
+    ]
     from fastapi.testclient import TestClient
     from sqlalchemy import event
 
     from ftq.services.api.main import create_app
     from ftq.shared.db import get_engine
 
+    headers = {"authorization": f"Bearer {keys[0]}"}
+    body = {"model": api.MODEL, "training_dataset": dataset_ids[0]}
+    statements: list[Statement] = []
+
+    def record(_c: Any, _cur: Any, statement: str, params: Any, *_: Any) -> None:
+        statements.append((statement, copy.deepcopy(params)))
+
     with TestClient(create_app()) as client:
-        pairs = [_team_with_dataset(client, stack.admin, i) for i in range(teams)]
-        team_id, dataset_id, headers = pairs[0]
-        body = {"model": api.MODEL, "training_dataset": dataset_id}
         for _ in range(6):  # past psycopg's prepare threshold, as a warm server is
             client.post("/v1/jobs", json=body, headers=headers).raise_for_status()
-        statements: list[Statement] = []
-
-        def record(_c: Any, _cur: Any, statement: str, params: Any, *_: Any) -> None:
-            statements.append((statement, copy.deepcopy(params)))
-
         event.listen(get_engine(), "before_cursor_execute", record)
         job = client.post("/v1/jobs", json=body, headers=headers)
         event.remove(get_engine(), "before_cursor_execute", record)
     job.raise_for_status()
     # Marking the last request's outbox rows dispatched runs on its own thread: not the create's.
     own = [s for s in statements if not s[0].lstrip().startswith("UPDATE outbox")]
-    ids = {"job": job.json()["id"], "team": team_id, "dataset": dataset_id, "pairs": pairs}
+    pairs = list(zip(team_ids, dataset_ids, strict=True))
+    ids = {"job": job.json()["id"], "team": team_ids[0], "dataset": dataset_ids[0], "pairs": pairs}
     return own, ids
-
-
-def _team_with_dataset(client: Any, admin: str, index: int) -> tuple[str, str, dict[str, str]]:
-    from ftq.shared.datasets import service as datasets
-    from ftq.shared.db import get_sessionmaker
-
-    team = client.post(
-        "/v1/admin/teams",
-        json={"name": f"floor-{index}", "max_active_jobs": 1000},
-        headers={"authorization": f"Bearer {admin}"},
-    ).json()
-    headers = {"authorization": f"Bearer {team['api_key']['key']}"}
-    rows = [
-        {"messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": "a"}]}
-        for i in range(12)
-    ]
-    content = "".join(json.dumps(r) + "\n" for r in rows).encode()
-    files = {"file": ("t.jsonl", content, "application/jsonl")}
-    dataset = client.post("/v1/datasets", files=files, headers=headers).json()
-    with get_sessionmaker()() as session:
-        datasets.run_validation(session, dataset["id"])
-        session.commit()
-    return team["id"], dataset["id"], headers
 
 
 def _swap(value: Any, swaps: dict[str, str]) -> Any:
@@ -123,7 +109,7 @@ def replay(
     def client(n: int) -> None:
         turn = n
         while time.perf_counter() < stop:
-            team_id, dataset_id, _ = ids["pairs"][turn % len(ids["pairs"])]
+            team_id, dataset_id = ids["pairs"][turn % len(ids["pairs"])]
             swaps = {
                 ids["job"]: f"ftj_{uuid.uuid4().hex[:24]}",
                 ids["team"]: team_id,
@@ -156,13 +142,13 @@ def replay(
 
 def run(args: argparse.Namespace) -> dict[int, dict[str, list[dict[str, float]]]]:
     with bench_stack("floor", FTQ_EMULATOR_URL="http://127.0.0.1:9/v1") as stack:
-        statements, ids = record_one_create(stack, args.teams)
-        without = [s for s in statements if not s[0].lstrip().startswith(QUEUE_PLACE)]
-        if len(without) != len(statements) - 1:
-            raise SystemExit("the create's queue-place statement was not found once")
         port = free_port()
         app = ["--factory", "--app-dir", str(ROOT / "bench"), "api:create_bench_app"]
         stack.serve([*app, "--workers", str(args.workers)], "uvicorn.log", port)
+        statements, ids = record_one_create(stack, port, args.teams)
+        without = [s for s in statements if not s[0].lstrip().startswith(QUEUE_PLACE)]
+        if len(without) != len(statements) - 1:
+            raise SystemExit("the create's queue-place statement was not found once")
         url = stack.database_url.replace("+psycopg", "")
         ceiling_load = api.Load(["unused"], [], [])  # the ceiling sends no key
         results: dict[int, dict[str, list[dict[str, float]]]] = {

@@ -274,7 +274,7 @@ def queue_place(session: Session, job_id: str, provider: str, model: str) -> int
 # That is one pass of counts per team, not a window and a self-join over the whole queue: its
 # cost was the create's largest query once a sweep had queued a few thousand jobs.
 _QUEUE_PLACE = text(
-    """
+    f"""
     WITH me AS (
         SELECT id, team_id, created_at FROM jobs
         WHERE id = :job_id AND provider = :provider AND model = :model AND status = 'queued'
@@ -313,7 +313,7 @@ _QUEUE_PLACE = text(
     ), 0)
     FROM mine CROSS JOIN me LEFT JOIN held AS o ON o.team_id <> me.team_id
     GROUP BY mine.r
-    """.replace("{SLOTS_PREDICATE}", SLOTS_PREDICATE)
+    """
 )
 
 

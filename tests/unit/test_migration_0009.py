@@ -18,12 +18,6 @@ CREDENTIAL = (
 )
 
 
-@pytest.fixture
-def url(empty_database_url: str) -> str:
-    """An empty database of each kind."""
-    return empty_database_url
-
-
 def _insert(url: str, statement: str, **values: object) -> None:
     engine = create_engine(url)
     try:
@@ -33,7 +27,8 @@ def _insert(url: str, statement: str, **values: object) -> None:
         engine.dispose()
 
 
-def test_one_active_credential_per_team_and_provider_and_back(url: str) -> None:
+def test_one_active_credential_per_team_and_provider_and_back(empty_database_url: str) -> None:
+    url = empty_database_url
     upgrade(url, "0009")
     _insert(url, TEAM)
     _insert(url, CREDENTIAL, id="pcr_old", revoked="2026-12-02")

@@ -32,12 +32,6 @@ def test_the_index_predicates_name_the_statuses_the_code_counts() -> None:
     assert _statuses(QUEUED_PREDICATE) == {"queued"}
 
 
-@pytest.fixture
-def url(empty_database_url: str) -> str:
-    """An empty database of each kind."""
-    return empty_database_url
-
-
 def _job_indexes(url: str) -> set[str]:
     engine = create_engine(url)
     try:
@@ -46,7 +40,10 @@ def _job_indexes(url: str) -> set[str]:
         engine.dispose()
 
 
-def test_migration_0017_adds_the_partial_indexes_and_takes_them_back(url: str) -> None:
+def test_migration_0017_adds_the_partial_indexes_and_takes_them_back(
+    empty_database_url: str,
+) -> None:
+    url = empty_database_url
     upgrade(url, "0017")
     assert _job_indexes(url) >= PARTIAL
     downgrade(url, "0016")
